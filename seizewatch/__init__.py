@@ -1,0 +1,1 @@
+"""The composition root: settings, the `seizewatch` command, local services and the demo."""

@@ -1,0 +1,69 @@
+"""Settings of the core: Kafka, PostgreSQL and matching, each read from its own environment prefix."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from streams.matching import MatchKind
+
+_TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
+
+
+class KafkaSettings(BaseSettings):
+    """``SEIZEWATCH_KAFKA_*``: where the broker is and how topics are named."""
+
+    model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_KAFKA_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    # Prepended to every topic name: lets tests and several deployments share one broker.
+    topic_prefix: str = ""
+    client_id: str = "seizewatch"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _TOPIC_PREFIX.match(value):
+            raise ValueError("may contain only letters, digits, '.', '_' and '-'")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The real name of the declared topic ``name``."""
+        return f"{self.topic_prefix}{name}"
+
+
+class PostgresSettings(BaseSettings):
+    """``SEIZEWATCH_PG_*``: the system of record."""
+
+    model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_PG_", frozen=True, extra="forbid")
+
+    # The local development cluster trusts loopback connections; a deployment puts its password here.
+    dsn: SecretStr = SecretStr("postgresql://seizewatch@127.0.0.1:55432/seizewatch")
+    pool_min_size: int = Field(default=1, ge=1)
+    pool_max_size: int = Field(default=10, ge=1)
+
+
+class MatchSettings(BaseSettings):
+    """``SEIZEWATCH_MATCH_*``: which kinds of match become hits."""
+
+    model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_MATCH_", frozen=True, extra="forbid")
+
+    # Comma-separated match kinds that produce hits; the others are counted but page nobody.
+    hit_kinds: Annotated[frozenset[MatchKind], NoDecode] = frozenset(MatchKind)
+    # A match below this score produces no hit.
+    min_score: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    @field_validator("hit_kinds", mode="before")
+    @classmethod
+    def _split_kinds(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = [part.strip() for part in value.split(",") if part.strip()]
+            known = {kind.value for kind in MatchKind}
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise ValueError(f"unknown match kind(s) {unknown}; known: {sorted(known)}")
+            return frozenset(MatchKind(name) for name in names)
+        return value

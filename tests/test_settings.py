@@ -1,0 +1,43 @@
+"""Settings: defaults, composition, and invalid values refused naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from seizewatch.settings import Settings
+from streams.errors import ConfigurationError
+from streams.matching import MatchKind
+
+
+def test_defaults_point_at_the_local_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SEIZEWATCH_KAFKA_BOOTSTRAP_SERVERS",
+        "SEIZEWATCH_KAFKA_TOPIC_PREFIX",
+        "SEIZEWATCH_MATCH_HIT_KINDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:19092"
+    assert settings.kafka.topic("plate.sightings") == "plate.sightings"
+    assert settings.match.hit_kinds == frozenset(MatchKind)
+
+
+def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEIZEWATCH_KAFKA_TOPIC_PREFIX", "t1.")
+    monkeypatch.setenv("SEIZEWATCH_MATCH_HIT_KINDS", "exact, province")
+    settings = Settings.from_env()
+    assert settings.kafka.topic("watch.hits") == "t1.watch.hits"
+    assert settings.match.hit_kinds == {MatchKind.EXACT, MatchKind.PROVINCE}
+
+
+def test_invalid_values_stop_start_up_naming_each_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEIZEWATCH_MATCH_HIT_KINDS", "exact,fuzzy")
+    monkeypatch.setenv("SEIZEWATCH_KAFKA_TOPIC_PREFIX", "bad prefix!")
+    monkeypatch.setenv("SEIZEWATCH_METRICS_PORT", "70000")
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    text = str(caught.value)
+    assert "SEIZEWATCH_MATCH_HIT_KINDS" in text
+    assert "fuzzy" in text
+    assert "SEIZEWATCH_KAFKA_TOPIC_PREFIX" in text
+    assert "SEIZEWATCH_METRICS_PORT" in text
