@@ -1,0 +1,101 @@
+"""The canonical sighting: building, validation errors that name the field, decoding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from streams.events import EventError, SourceKind, decode_sighting, new_sighting, sighting_id_for
+from streams.plates import PlateShape
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 23, 18, 0, tzinfo=SHANGHAI)
+
+
+def build(**changes: object):
+    fields: dict[str, object] = {
+        "sighting_id": "s-1",
+        "source_kind": SourceKind.PARKING_ENTRY,
+        "source_id": "parking-jiaojiang",
+        "device_id": "gate-1",
+        "plate_raw": "浙Ｊ·１２３４５",
+        "observed_at": NOW,
+        "received_at": NOW.astimezone(UTC) + timedelta(seconds=2),
+    }
+    fields.update(changes)
+    return new_sighting(**fields)  # type: ignore[arg-type]
+
+
+def test_new_sighting_normalizes_the_plate_and_keeps_the_raw_read() -> None:
+    s = build()
+    assert s.plate == "浙J12345"
+    assert s.plate_raw == "浙Ｊ·１２３４５"
+    assert s.plate_shape is PlateShape.ORDINARY
+    assert s.observed_at.utcoffset() == timedelta(hours=8)
+
+
+def test_round_trip_through_bytes() -> None:
+    s = build(confidence=0.91, image_ref="https://lot.example/img/1.jpg")
+    assert decode_sighting(s.encode()) == s
+
+
+def test_lenient_reads_are_accepted_with_their_shape() -> None:
+    assert build(plate_raw="J12345").plate_shape is PlateShape.NO_PROVINCE
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "field"),
+    [
+        ({"plate_raw": "无牌"}, "no_plate", "plate"),
+        ({"plate_raw": ""}, "empty", "plate"),
+        ({"plate_raw": "浙J1😀345"}, "illegal_character", "plate"),
+        ({"observed_at": datetime(2026, 11, 23, 18, 0)}, "invalid_field", "observed_at"),  # noqa: DTZ001
+        ({"observed_at": NOW + timedelta(hours=1)}, "invalid_field", None),  # far in the future
+        ({"confidence": 1.5}, "invalid_field", "confidence"),
+        ({"device_id": "  "}, "invalid_field", "device_id"),
+    ],
+)
+def test_invalid_fields_are_named(changes: dict[str, object], reason: str, field: str | None) -> None:
+    with pytest.raises(EventError) as caught:
+        build(**changes)
+    assert caught.value.reason == reason
+    assert caught.value.field == field
+    if field:
+        assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_future_read_names_the_clock_problem() -> None:
+    with pytest.raises(EventError, match="device clock wrong"):
+        build(observed_at=NOW + timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "field"),
+    [
+        (b"\xff\xfe not json", "not_json", None),
+        (b"[1, 2]", "not_json", None),
+        (b'{"schema_version": 2}', "unsupported_schema", "schema_version"),
+        (b'{"schema_version": 1, "sighting_id": "x"}', "invalid_field", "source_kind"),
+    ],
+)
+def test_decode_errors(raw: bytes, reason: str, field: str | None) -> None:
+    with pytest.raises(EventError) as caught:
+        decode_sighting(raw)
+    assert (caught.value.reason, caught.value.field) == (reason, field)
+
+
+def test_decode_refuses_unknown_fields() -> None:
+    data = orjson.loads(build().encode())
+    data["speed_kmh"] = 60
+    with pytest.raises(EventError) as caught:
+        decode_sighting(orjson.dumps(data))
+    assert caught.value.field == "speed_kmh"
+
+
+def test_sighting_ids_are_stable_and_distinct() -> None:
+    assert sighting_id_for("lot", "gate", "42") == sighting_id_for("lot", "gate", "42")
+    assert sighting_id_for("lot", "gate", "42") != sighting_id_for("lot", "gate2", "42")
+    assert sighting_id_for("lo", "tgate", "42") != sighting_id_for("lot", "gate", "42")

@@ -1,0 +1,132 @@
+"""The watchlist index and the match of a read: kinds, scores, validity, versions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streams.matching import MatchKind, WatchIndex
+from streams.plates import parse_plate, read_plate
+from streams.vehicles import Action, EntryStatus, PlateColour, Priority
+from streams.watchlist import WatchEntry
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def entry(plate: str, **changes: object) -> WatchEntry:
+    base = WatchEntry(
+        entry_id=uuid.uuid4(),
+        plate=parse_plate(plate),
+        plate_colour=PlateColour.BLUE,
+        vehicle="白色 大众",
+        case_number="(2024)浙1002执1号",
+        court="椒江法院",
+        action=Action.SEIZE,
+        priority=Priority.NORMAL,
+        valid_from=NOW - timedelta(days=30),
+        valid_until=None,
+        status=EntryStatus.ACTIVE,
+        version=1,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def kinds(index: WatchIndex, read: str, colour: PlateColour = PlateColour.UNKNOWN) -> list[tuple[str, float]]:
+    return [(m.kind.value, m.score) for m in index.match(read_plate(read), colour, NOW)]
+
+
+@pytest.mark.parametrize(
+    ("watched", "read", "expected"),
+    [
+        ("浙J12345", "浙J12345", [("exact", 1.0)]),
+        ("浙J12345", "浙 j·12345", [("exact", 1.0)]),
+        ("浙J12345", "苏J12345", [("province", 0.9)]),  # province character misread
+        ("浙J12345", "J12345", [("province", 0.9)]),  # province character missing
+        ("浙JD80123", "浙JD8O123", [("ocr", 0.8)]),  # O read for 0
+        ("浙J8S520", "浙JB5S2D", [("ocr", 0.5)]),  # four confusions
+        ("浙J12345", "皖JL2345", [("ocr_province", 0.7)]),  # province and 1→L
+        ("浙J12345", "浙J12346", []),
+        ("浙J12345", "浙K12345", []),
+        ("粤Z1234港", "粤Z1234港", [("exact", 1.0)]),
+        ("浙A1234学", "浙A1234警", []),
+    ],
+)
+def test_match_kind_and_score(watched: str, read: str, expected: list[tuple[str, float]]) -> None:
+    index = WatchIndex()
+    index.apply(entry(watched))
+    assert kinds(index, read) == expected
+
+
+def test_colour_mismatch_lowers_the_score_but_keeps_the_match() -> None:
+    index = WatchIndex()
+    index.apply(entry("浙J12345"))
+    assert kinds(index, "浙J12345", PlateColour.YELLOW) == [("exact", 0.95)]
+    assert kinds(index, "浙J12345", PlateColour.BLUE) == [("exact", 1.0)]
+
+
+def test_several_entries_best_first_each_once() -> None:
+    index = WatchIndex()
+    a = entry("浙J12345")
+    b = entry("苏J12345")
+    c = entry("浙J12345", case_number="(2025)浙1002执7号")
+    for e in (a, b, c):
+        index.apply(e)
+    matches = index.match(read_plate("浙J12345"), PlateColour.UNKNOWN, NOW)
+    assert [(m.entry.entry_id, m.kind) for m in matches][:2] in (
+        [(a.entry_id, MatchKind.EXACT), (c.entry_id, MatchKind.EXACT)],
+        [(c.entry_id, MatchKind.EXACT), (a.entry_id, MatchKind.EXACT)],
+    )
+    assert (matches[2].entry.entry_id, matches[2].kind) == (b.entry_id, MatchKind.PROVINCE)
+    assert len(matches) == 3
+
+
+def test_validity_period_is_respected() -> None:
+    index = WatchIndex()
+    index.apply(entry("浙J12345", valid_until=NOW))  # expired at NOW
+    index.apply(entry("浙J54321", valid_from=NOW + timedelta(hours=1)))  # not yet in force
+    assert kinds(index, "浙J12345") == []
+    assert kinds(index, "浙J54321") == []
+    assert len(index) == 2
+
+
+def test_release_removes_every_key_and_old_versions_are_ignored() -> None:
+    index = WatchIndex()
+    e = entry("浙J12345")
+    index.apply(e)
+    index.apply(replace(e, status=EntryStatus.RELEASED, version=2))
+    assert len(index) == 0
+    for read in ("浙J12345", "苏J12345", "浙JL2345", "J12345"):
+        assert kinds(index, read) == [], read
+    index.apply(e)  # a replayed older change must not resurrect it... once a newer one was indexed
+    assert len(index) == 1  # …but the index only remembers live entries: the follower applies in order
+    index.apply(replace(e, version=3, plate=parse_plate("浙J99999")))
+    index.apply(e)  # version 1 after version 3: ignored
+    assert kinds(index, "浙J12345") == []
+    assert kinds(index, "浙J99999") == [("exact", 1.0)]
+
+
+def test_remove_keeps_other_entries_under_the_same_key() -> None:
+    index = WatchIndex()
+    a = entry("浙J12345")
+    b = entry("苏J12345")
+    index.apply(a)
+    index.apply(b)
+    index.remove(a.entry_id)
+    assert kinds(index, "浙J12345") == [("province", 0.9)]
+    index.remove(uuid.uuid4())  # unknown id: nothing happens
+    assert len(index) == 1
+
+
+def test_soft_seal_and_locate_entries_still_match() -> None:
+    index = WatchIndex()
+    index.apply(entry("浙J12345", action=Action.SOFT_SEAL))
+    index.apply(entry("浙J22222", action=Action.LOCATE))
+    assert [m.entry.action for m in index.match(read_plate("浙J12345"), PlateColour.UNKNOWN, NOW)] == [
+        Action.SOFT_SEAL
+    ]
+    assert [m.entry.action for m in index.match(read_plate("浙J22222"), PlateColour.UNKNOWN, NOW)] == [
+        Action.LOCATE
+    ]
