@@ -1,0 +1,49 @@
+"""Prometheus metrics of the core stages. Labels are low-cardinality: never a plate, phone or case."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SIGHTINGS_CONSUMED = Counter(
+    "seizewatch_sightings_consumed_total", "Sightings read by the match stage.", ["source_kind"]
+)
+DEAD_LETTERS = Counter(
+    "seizewatch_dead_letters_total", "Payloads sent to a dead-letter topic.", ["stage", "reason"]
+)
+MATCHES = Counter(
+    "seizewatch_matches_total",
+    "Watch-entry matches found, by kind and by what became of them (hit, below_min_score, kind_disabled).",
+    ["match_kind", "outcome"],
+)
+HITS = Counter("seizewatch_hits_total", "Hits recorded (new, not replays).", ["match_kind", "action"])
+HITS_REPLAYED = Counter(
+    "seizewatch_hits_replayed_total", "Hits found already recorded (a replayed sighting): not recorded again."
+)
+MATCH_SECONDS = Histogram(
+    "seizewatch_match_processing_seconds",
+    "Time to process one sighting in the match stage (decode, match, record hits).",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
+)
+SIGHTING_AGE_SECONDS = Histogram(
+    "seizewatch_sighting_age_at_match_seconds",
+    "From the device's observed time to the match stage having processed the read.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+STAGE_RETRIES = Counter(
+    "seizewatch_stage_retries_total",
+    "Attempts retried because Kafka or PostgreSQL failed (the event is held, never skipped).",
+    ["stage"],
+)
+WATCHLIST_ENTRIES = Gauge("seizewatch_watchlist_entries", "Active watch entries in this worker's index.")
+WATCHLIST_CHANGES = Counter(
+    "seizewatch_watchlist_changes_applied_total", "Watchlist change records applied to the index.", ["change"]
+)
+WATCHLIST_CAUGHT_UP = Gauge(
+    "seizewatch_watchlist_caught_up", "1 once the index has read the whole changes topic, else 0."
+)
+WATCHLIST_LAST_CHANGE = Gauge(
+    "seizewatch_watchlist_last_change_timestamp_seconds",
+    "Kafka timestamp of the latest change record applied (sync age = time() - this).",
+)
+OUTBOX_PUBLISHED = Counter("seizewatch_outbox_published_total", "Outbox rows published to Kafka.", ["topic"])
+OUTBOX_LEADER = Gauge("seizewatch_outbox_relay_leader", "1 while this process holds the outbox relay lock.")

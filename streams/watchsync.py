@@ -1,0 +1,104 @@
+"""Keeps a worker's :class:`~streams.matching.WatchIndex` equal to the compacted watchlist topic.
+
+Reads the topic from the beginning with no consumer group (every worker needs every entry), sets
+``caught_up`` once it has reached the end offsets seen at start, then follows it live. A worker does not
+match sightings before ``caught_up``: a half-loaded index would miss sealed cars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams import metrics
+from streams.errors import InvalidInput
+from streams.matching import WatchIndex
+from streams.settings import KafkaSettings
+from streams.topics import WATCHLIST_CHANGES
+from streams.watchlist import decode_entry
+
+log = logging.getLogger(__name__)
+
+
+class WatchlistFollower:
+    def __init__(self, kafka: KafkaSettings, index: WatchIndex) -> None:
+        self._kafka = kafka
+        self.index = index
+        self.caught_up = asyncio.Event()
+
+    async def run(self) -> None:
+        """Follow the topic until cancelled."""
+        topic = self._kafka.topic(WATCHLIST_CHANGES)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self._kafka.bootstrap_servers,
+            client_id=f"{self._kafka.client_id}-watchlist",
+            group_id=None,  # no group: this consumer is assigned every partition
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            assigned = await _assignment(consumer, topic)
+            await consumer.seek_to_beginning(*assigned)
+            end = await consumer.end_offsets(assigned)
+            pending = {tp for tp, offset in end.items() if offset > 0}
+            while True:
+                if not pending and not self.caught_up.is_set():
+                    self.caught_up.set()
+                    metrics.WATCHLIST_CAUGHT_UP.set(1)
+                    log.info("watchlist caught up: %d active entries", len(self.index))
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for records in batch.values():
+                    for record in records:
+                        self._apply(record)
+                # Positions, not the last offsets seen: compaction may have removed the last records.
+                for tp in list(pending):
+                    if await consumer.position(tp) >= end[tp]:
+                        pending.discard(tp)
+                metrics.WATCHLIST_ENTRIES.set(len(self.index))
+        finally:
+            metrics.WATCHLIST_CAUGHT_UP.set(0)
+            await consumer.stop()
+
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        metrics.WATCHLIST_LAST_CHANGE.set(record.timestamp / 1000)
+        try:
+            entry_id = uuid.UUID(record.key.decode() if record.key else "")
+        except ValueError:
+            log.exception("watchlist change at offset %d has no valid entry id key; skipped", record.offset)
+            metrics.WATCHLIST_CHANGES.labels("invalid").inc()
+            return
+        if record.value is None:
+            self.index.remove(entry_id)
+            metrics.WATCHLIST_CHANGES.labels("removed").inc()
+            return
+        try:
+            entry = decode_entry(record.value)
+        except InvalidInput:
+            log.exception("watchlist change for %s at offset %d is invalid", entry_id, record.offset)
+            metrics.WATCHLIST_CHANGES.labels("invalid").inc()
+            return
+        self.index.apply(entry)
+        metrics.WATCHLIST_CHANGES.labels("upserted").inc()
+
+
+async def _assignment(consumer: AIOKafkaConsumer, topic: str, within: float = 30) -> list[TopicPartition]:
+    """The partitions assigned once metadata arrived.
+
+    Raises:
+        InvalidInput: the topic does not exist (``seizewatch topics ensure`` creates it).
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            # aiokafka signals no event when the assignment arrives with the first metadata: poll it.
+            while not consumer.assignment():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+    if not assigned:
+        raise InvalidInput("missing_topic", f"topic {topic} has no partitions after {within} s")
+    return assigned
