@@ -7,12 +7,15 @@ is absent. Names here are logical: :meth:`streams.settings.KafkaSettings.topic` 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.errors import ConfigurationError
+from streams.errors import ConfigurationError, InvalidInput
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -111,3 +114,22 @@ async def missing_topics(settings: KafkaSettings, names: list[str]) -> list[str]
     finally:
         await admin.close()
     return [settings.topic(n) for n in names if settings.topic(n) not in existing]
+
+
+async def wait_for_assignment(
+    consumer: AIOKafkaConsumer, topic: str, within: float = 30
+) -> list[TopicPartition]:
+    """The partitions assigned once metadata arrived.
+
+    Raises:
+        InvalidInput: the topic does not exist (``seizewatch topics ensure`` creates it).
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            # aiokafka signals no event when the assignment arrives with the first metadata: poll it.
+            while not consumer.assignment():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+    if not assigned:
+        raise InvalidInput("missing_topic", f"topic {topic} has no partitions after {within} s")
+    return assigned

@@ -8,17 +8,16 @@ match sightings before ``caught_up``: a half-loaded index would miss sealed cars
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from streams import metrics
 from streams.errors import InvalidInput
 from streams.matching import WatchIndex
 from streams.settings import KafkaSettings
-from streams.topics import WATCHLIST_CHANGES
+from streams.topics import WATCHLIST_CHANGES, wait_for_assignment
 from streams.watchlist import decode_entry
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class WatchlistFollower:
         )
         await consumer.start()
         try:
-            assigned = await _assignment(consumer, topic)
+            assigned = await wait_for_assignment(consumer, topic)
             await consumer.seek_to_beginning(*assigned)
             end = await consumer.end_offsets(assigned)
             pending = {tp for tp, offset in end.items() if offset > 0}
@@ -85,20 +84,3 @@ class WatchlistFollower:
             return
         self.index.apply(entry)
         metrics.WATCHLIST_CHANGES.labels("upserted").inc()
-
-
-async def _assignment(consumer: AIOKafkaConsumer, topic: str, within: float = 30) -> list[TopicPartition]:
-    """The partitions assigned once metadata arrived.
-
-    Raises:
-        InvalidInput: the topic does not exist (``seizewatch topics ensure`` creates it).
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(within):
-            # aiokafka signals no event when the assignment arrives with the first metadata: poll it.
-            while not consumer.assignment():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-    assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-    if not assigned:
-        raise InvalidInput("missing_topic", f"topic {topic} has no partitions after {within} s")
-    return assigned

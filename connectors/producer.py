@@ -1,0 +1,54 @@
+"""Publishing canonical sightings: the one way every connector hands a read to Kafka."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from aiokafka import AIOKafkaProducer
+
+from streams.events import Sighting
+from streams.settings import KafkaSettings
+from streams.topics import SIGHTINGS
+
+
+class SightingPublisher:
+    """Sends sightings keyed by normalized plate; :meth:`publish` returns only once Kafka has the record.
+
+    acks=all with idempotence: an acknowledged read is on every in-sync replica, and the producer's own
+    retries never write it twice.
+    """
+
+    def __init__(self, kafka: KafkaSettings, *, role: str = "connector") -> None:
+        self._topic = kafka.topic(SIGHTINGS)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-{role}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+
+    async def __aenter__(self) -> SightingPublisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._producer.stop()
+
+    async def publish(self, sighting: Sighting) -> None:
+        """Raises: aiokafka's KafkaError when the broker did not acknowledge (nothing was accepted)."""
+        await self._producer.send_and_wait(self._topic, key=sighting.plate.encode(), value=sighting.encode())
+
+    async def publish_many(self, sightings: list[Sighting]) -> None:
+        """Send a batch and wait until every record is acknowledged."""
+        futures = [
+            await self._producer.send(self._topic, key=s.plate.encode(), value=s.encode()) for s in sightings
+        ]
+        for future in futures:
+            await future
+
+    async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
+        """Put bytes on the sightings topic as they are (tests of the match stage's dead-letter path)."""
+        await self._producer.send_and_wait(self._topic, key=key, value=value)

@@ -1,0 +1,197 @@
+"""Fixtures over the real services: Kafka and PostgreSQL from `seizewatch services up`.
+
+Each test module gets its own topic prefix and its own database, so tests never see each other's data;
+a matcher worker runs as a real process (``python -m seizewatch.cli worker``) against them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from seizewatch.demo import scrape
+from seizewatch.localservices import LocalServices
+from seizewatch.settings import Settings
+from streams import db
+from streams.settings import KafkaSettings, PostgresSettings
+from streams.topics import TOPICS, ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def services() -> Settings:
+    """The local Kafka and PostgreSQL, started (idempotently) by the project's own code."""
+    settings = Settings.from_env()
+    LocalServices(settings).up()
+    return settings
+
+
+@dataclass(frozen=True)
+class Isolated:
+    settings: Settings
+    env: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="module")
+async def isolated(services: Settings) -> AsyncIterator[Isolated]:
+    """A fresh topic prefix and database, migrated, with every declared topic created."""
+    tag = uuid.uuid4().hex[:10]
+    base_dsn = services.postgres.dsn.get_secret_value()
+    dsn = _with_database(base_dsn, f"test_{tag}")
+    admin = await asyncpg.connect(base_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "test_{tag}"')
+    finally:
+        await admin.close()
+    kafka = KafkaSettings(topic_prefix=f"t{tag}.")
+    postgres = PostgresSettings(dsn=dsn)  # type: ignore[arg-type]  # pydantic turns str into SecretStr
+    settings = Settings(kafka, postgres, services.match, services.metrics, services.local)
+    await ensure_topics(kafka)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await db.migrate(conn)
+    finally:
+        await conn.close()
+    env = {
+        **os.environ,
+        "SEIZEWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "SEIZEWATCH_PG_DSN": dsn,
+        "SEIZEWATCH_LOCAL_HOME": str(services.local.home.resolve()),
+    }
+    yield Isolated(settings, env)
+    client = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await client.start()
+    try:
+        await client.delete_topics([kafka.topic(t.name) for t in TOPICS])
+    finally:
+        await client.close()
+    admin = await asyncpg.connect(base_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE "test_{tag}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+    log: Path
+
+    async def metrics(self) -> dict[str, float]:
+        async with httpx.AsyncClient() as client:
+            return await scrape(client, self.metrics_port)
+
+    async def wait_metric(self, name: str, predicate: Callable[[float], bool], within: float = 60) -> float:
+        """Wait until the worker's metric satisfies ``predicate``; fail naming what it last was."""
+        last: float | None = None
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    assert self.process.poll() is None, f"worker died:\n{self.log.read_text()[-3000:]}"
+                    last = (await self.metrics()).get(name)
+                    if last is not None and predicate(last):
+                        return last
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            pytest.fail(
+                f"{name} stayed at {last} for {within} s; worker log:\n{self.log.read_text()[-3000:]}"
+            )
+
+
+def start_worker(env: dict[str, str], log: Path) -> Worker:
+    port = _free_port()
+    out = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seizewatch.cli", "worker"],
+        env={**env, "SEIZEWATCH_METRICS_PORT": str(port)},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    out.close()
+    return Worker(process, port, log)
+
+
+def stop_worker(worker: Worker, sig: int = signal.SIGTERM) -> int:
+    if worker.process.poll() is None:
+        worker.process.send_signal(sig)
+        try:
+            worker.process.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+    return worker.process.returncode
+
+
+@pytest.fixture(scope="module")
+async def worker(isolated: Isolated, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker]:
+    """A matcher worker process, started and caught up with the (empty) watchlist."""
+    w = start_worker(isolated.env, tmp_path_factory.mktemp("worker") / "worker.log")
+    try:
+        await w.wait_metric("seizewatch_watchlist_caught_up", lambda v: v == 1, within=90)
+        yield w
+    finally:
+        stop_worker(w)
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float = 30) -> T:
+    """Poll ``probe`` until ``done`` holds (bounded); return the last value."""
+    async with asyncio.timeout(within):
+        while True:
+            value = await probe()
+            if done(value):
+                return value
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def cli(isolated: Isolated) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `seizewatch` command against the isolated topics and database."""
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "seizewatch.cli", *args],
+            env={**isolated.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"seizewatch {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    return run

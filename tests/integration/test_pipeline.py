@@ -1,0 +1,192 @@
+"""End to end on the real Kafka and PostgreSQL with a real matcher worker process.
+
+One worker serves the module; each test uses its own plates and measures what it caused (counter deltas),
+so the tests do not depend on their order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from connectors.producer import SightingPublisher
+from streams import watchstore
+from streams.deadletter import read_headers
+from streams.events import SourceKind, new_sighting
+from streams.hits import HitV1
+from streams.topics import HITS, SIGHTINGS_DLQ, wait_for_assignment
+from streams.vehicles import Action
+from tests.integration.conftest import Isolated, Worker, eventually
+
+pytestmark = pytest.mark.integration
+
+CONSUMED = 'seizewatch_sightings_consumed_total{source_kind="checkpoint"}'
+
+
+def read(plate: str, sighting_id: str | None = None):
+    # Observed now: a read from before an entry's valid_from (set when it was added) must not hit it.
+    now = datetime.now(UTC)
+    return new_sighting(
+        sighting_id=sighting_id or uuid.uuid4().hex,
+        source_kind=SourceKind.CHECKPOINT,
+        source_id="checkpoints-test",
+        device_id="kk-1",
+        plate_raw=plate,
+        observed_at=now,
+        received_at=now,
+    )
+
+
+async def topic_records(isolated: Isolated, name: str) -> list:  # type: ignore[type-arg]
+    """Every record currently in a single-partition-or-more topic, read from the start to the end."""
+    topic = isolated.settings.kafka.topic(name)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=isolated.settings.kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = await wait_for_assignment(consumer, topic)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records = []
+        pending = [tp for tp in partitions if end[tp] > 0]
+        while pending:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(batch)
+            pending = [tp for tp in pending if await consumer.position(tp) < end[tp]]
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def counted(worker: Worker, name: str) -> float:
+    return (await worker.metrics()).get(name, 0.0)
+
+
+async def add(conn: asyncpg.Connection, plate: str, action: Action = Action.SEIZE) -> uuid.UUID:
+    record = await watchstore.add_entry(
+        conn,
+        watchstore.NewEntry(
+            plate=plate,
+            case_number=f"(2026)浙1002执{uuid.uuid4().int % 10000}号",
+            court="椒江法院",
+            action=action,
+        ),
+        by="test",
+    )
+    return record.entry.entry_id
+
+
+async def hit_rows(conn: asyncpg.Connection, entry_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM hits WHERE entry_id = $1", entry_id)
+
+
+async def test_a_watched_read_makes_exactly_one_hit_even_when_replayed(
+    isolated: Isolated, worker: Worker
+) -> None:
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        before = await counted(worker, "seizewatch_watchlist_entries")
+        entry_id = await add(conn, "浙J12345")
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + 1)
+        sighting = read("浙J·12345")
+        consumed = await counted(worker, CONSUMED)
+        async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            await publisher.publish(sighting)
+            rows = await eventually(lambda: hit_rows(conn, entry_id), lambda rows: len(rows) == 1)
+            assert rows[0]["sighting_id"] == sighting.sighting_id
+            assert rows[0]["match_kind"] == "exact"
+            assert rows[0]["observed_offset_min"] == 0
+            await eventually(
+                lambda: hit_rows(conn, entry_id), lambda rows: rows[0]["published_at"] is not None
+            )
+            # The same read again (a connector resend, or Kafka redelivery after a crash).
+            await publisher.publish(sighting)
+            await worker.wait_metric(CONSUMED, lambda v: v == consumed + 2)
+        assert len(await hit_rows(conn, entry_id)) == 1
+        hits = [HitV1.model_validate_json(r.value) for r in await topic_records(isolated, HITS)]
+        mine = [h for h in hits if h.entry_id == entry_id]
+        assert len(mine) == 1
+        assert mine[0].sighting == sighting
+        assert mine[0].case_number.startswith("(2026)浙1002执")
+    finally:
+        await conn.close()
+
+
+async def test_a_released_entry_makes_no_hit(isolated: Isolated, worker: Worker) -> None:
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        before = await counted(worker, "seizewatch_watchlist_entries")
+        entry_id = await add(conn, "苏E88888")
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + 1)
+        await watchstore.release_entry(conn, entry_id, by="test", reason="执行和解")
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before)
+        consumed = await counted(worker, CONSUMED)
+        async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            await publisher.publish(read("苏E88888"))
+            await publisher.publish(read("E88888"))  # province missing: would be a province match
+        await worker.wait_metric(CONSUMED, lambda v: v == consumed + 2)
+        assert await hit_rows(conn, entry_id) == []
+        history = await conn.fetch(
+            "SELECT change, changed_by, reason FROM watch_entry_history WHERE entry_id = $1 ORDER BY version",
+            entry_id,
+        )
+        assert [(h["change"], h["changed_by"], h["reason"]) for h in history] == [
+            ("added", "test", ""),
+            ("released", "test", "执行和解"),
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_fuzzy_reads_hit_with_their_kind(isolated: Isolated, worker: Worker) -> None:
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        before = await counted(worker, "seizewatch_watchlist_entries")
+        ocr_id = await add(conn, "浙JD80123")
+        province_id = await add(conn, "沪A66G88", Action.LOCATE)
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + 2)
+        async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            await publisher.publish(read("浙JD8O123"))
+            await publisher.publish(read("浙A66G88"))
+        ocr = await eventually(lambda: hit_rows(conn, ocr_id), lambda rows: len(rows) == 1)
+        province = await eventually(lambda: hit_rows(conn, province_id), lambda rows: len(rows) == 1)
+        assert (ocr[0]["match_kind"], ocr[0]["score"]) == ("ocr", pytest.approx(0.8))
+        assert (province[0]["match_kind"], province[0]["score"]) == ("province", pytest.approx(0.9))
+    finally:
+        await conn.close()
+
+
+async def test_invalid_payloads_land_in_the_dead_letter_topic_with_their_reason(
+    isolated: Isolated, worker: Worker
+) -> None:
+    garbage = b"\xff\xfe\x00 not json at all"
+    valid = orjson.loads(read("浙J12345").encode())
+    del valid["observed_at"]
+    missing_field = orjson.dumps(valid)
+    bad_plate = orjson.dumps({**orjson.loads(read("浙J12345").encode()), "plate": "无牌"})
+    async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+        for payload in (garbage, missing_field, bad_plate):
+            await publisher.publish_raw(payload)
+
+    async def letters() -> list[tuple[bytes, dict[str, str]]]:
+        return [(r.value, read_headers(r.headers)) for r in await topic_records(isolated, SIGHTINGS_DLQ)]
+
+    found = await eventually(letters, lambda found: len(found) >= 3)
+    by_value = dict(found)
+    assert by_value[garbage]["seizewatch.reason"] == "not_json"
+    assert by_value[missing_field]["seizewatch.reason"] == "invalid_field"
+    assert by_value[missing_field]["seizewatch.field"] == "observed_at"
+    assert by_value[bad_plate]["seizewatch.reason"] == "no_plate"
+    assert by_value[bad_plate]["seizewatch.stage"] == "match"
+    assert by_value[garbage]["seizewatch.origin"].startswith(isolated.settings.kafka.topic("plate.sightings"))
+    metrics = await worker.metrics()
+    assert metrics  # the worker is alive and serving after all of it
