@@ -4,29 +4,18 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from aiokafka import AIOKafkaProducer
-
 from streams.events import Sighting
+from streams.producers import idempotent_producer
 from streams.settings import KafkaSettings
 from streams.topics import SIGHTINGS
 
 
 class SightingPublisher:
-    """Sends sightings keyed by normalized plate; :meth:`publish` returns only once Kafka has the record.
-
-    acks=all with idempotence: an acknowledged read is on every in-sync replica, and the producer's own
-    retries never write it twice.
-    """
+    """Sends sightings keyed by normalized plate; :meth:`publish` returns only once Kafka has the record."""
 
     def __init__(self, kafka: KafkaSettings, *, role: str = "connector") -> None:
         self._topic = kafka.topic(SIGHTINGS)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-{role}",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
+        self._producer = idempotent_producer(kafka, role)
 
     async def __aenter__(self) -> SightingPublisher:
         await self._producer.start()

@@ -15,29 +15,18 @@ from typing import Any
 
 import asyncpg
 import faust
-from aiokafka import AIOKafkaProducer
 from mode import Service
 
 from streams import db
 from streams.matcher import MatchStage
 from streams.matching import WatchIndex
 from streams.outbox import OutboxRelay
+from streams.producers import idempotent_producer
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
 from streams.topics import SIGHTINGS
 from streams.watchsync import WatchlistFollower
 
 log = logging.getLogger(__name__)
-
-
-def idempotent_producer(kafka: KafkaSettings, role: str) -> AIOKafkaProducer:
-    """A producer that answers only once every in-sync replica has the record, without duplicates."""
-    return AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        client_id=f"{kafka.client_id}-{role}",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-    )
 
 
 class MatcherRuntime(Service):

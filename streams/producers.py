@@ -1,0 +1,18 @@
+"""The one way seizewatch builds a Kafka producer: nothing is reported sent before every replica has it."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from streams.settings import KafkaSettings
+
+
+def idempotent_producer(kafka: KafkaSettings, role: str) -> AIOKafkaProducer:
+    """acks=all with idempotence: an acknowledged record is on every in-sync replica, written once."""
+    return AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_id=f"{kafka.client_id}-{role}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
