@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.settings import IngestSettings
 from streams.errors import ConfigurationError
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
 
@@ -51,6 +52,7 @@ class Settings:
     match: MatchSettings
     metrics: MetricsSettings
     local: LocalServicesSettings
+    ingest: IngestSettings
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             ("match", MatchSettings),
             ("metrics", MetricsSettings),
             ("local", LocalServicesSettings),
+            ("ingest", IngestSettings),
         ):
             try:
                 pieces[name] = piece()

@@ -40,6 +40,13 @@ class SourceKind(enum.StrEnum):
     CHECKPOINT = "checkpoint"
 
 
+class SightingFlag(enum.StrEnum):
+    """Facts about a read that downstream stages weigh (they never make it invalid)."""
+
+    UNKNOWN_DEVICE = "unknown_device"  # not in the device registry: no place, no district
+    LATE = "late"  # observed longer ago than the freshness window when it was received
+
+
 class EventError(InvalidInput):
     """A payload that cannot become a canonical event; ``reason`` is a stable code."""
 
@@ -69,10 +76,14 @@ class Sighting(BaseModel):
     observed_at: AwareDatetime  # device time with its UTC offset (Asia/Shanghai unless the device says)
     received_at: AwareDatetime  # when seizewatch accepted it (processing time, for latency)
     location: Location | None = None
+    # From the device registry: the jurisdiction (district code) and the device's name for people.
+    district: str | None = Field(default=None, max_length=64)
+    device_name: str | None = Field(default=None, max_length=256)
     confidence: float | None = Field(default=None, ge=0, le=1)
     image_ref: str | None = Field(default=None, max_length=1024)
     # Backfilled history: enriches trails and statistics, never pages anyone.
     backfill: bool = False
+    flags: tuple[SightingFlag, ...] = ()
 
     @model_validator(mode="after")
     def _not_in_future(self) -> Sighting:
@@ -104,9 +115,12 @@ def new_sighting(
     received_at: datetime,
     plate_colour: PlateColour = PlateColour.UNKNOWN,
     location: Location | None = None,
+    district: str | None = None,
+    device_name: str | None = None,
     confidence: float | None = None,
     image_ref: str | None = None,
     backfill: bool = False,
+    flags: tuple[SightingFlag, ...] = (),
 ) -> Sighting:
     """Build a canonical sighting from a connector's fields, normalizing the plate.
 
@@ -116,7 +130,7 @@ def new_sighting(
     try:
         plate = read_plate(plate_raw)
     except PlateError as exc:
-        raise EventError(exc.reason, str(exc), field="plate") from exc
+        raise EventError(exc.reason, exc.args[0], field="plate") from exc
     try:
         return Sighting(
             sighting_id=sighting_id,
@@ -130,9 +144,12 @@ def new_sighting(
             observed_at=observed_at,
             received_at=received_at,
             location=location,
+            district=district,
+            device_name=device_name,
             confidence=confidence,
             image_ref=image_ref,
             backfill=backfill,
+            flags=flags,
         )
     except ValidationError as exc:
         raise _event_error(exc) from exc

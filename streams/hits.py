@@ -76,8 +76,9 @@ async def record_hit(conn: Connection, hit: HitV1) -> tuple[bool, bool]:
     inserted = await conn.fetchval(
         "INSERT INTO hits (hit_id, sighting_id, entry_id, match_kind, score, plate_read, plate_raw,"
         " source_kind, source_id, device_id, observed_at, observed_offset_min, received_at, location,"
-        " image_ref, backfill, matched_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17)"
+        " image_ref, backfill, matched_at, district, device_name)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17,"
+        " $18, $19)"
         " ON CONFLICT (hit_id) DO NOTHING RETURNING true",
         hit.hit_id,
         s.sighting_id,
@@ -96,6 +97,8 @@ async def record_hit(conn: Connection, hit: HitV1) -> tuple[bool, bool]:
         s.image_ref,
         s.backfill,
         hit.matched_at,
+        s.district,
+        s.device_name,
     )
     if inserted:
         return True, False

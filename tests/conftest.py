@@ -31,7 +31,7 @@ from streams import db
 from streams.settings import KafkaSettings, PostgresSettings
 from streams.topics import TOPICS, ensure_topics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
@@ -73,7 +73,7 @@ async def isolated(services: Settings) -> AsyncIterator[Isolated]:
         await admin.close()
     kafka = KafkaSettings(topic_prefix=f"t{tag}.")
     postgres = PostgresSettings(dsn=dsn)  # type: ignore[arg-type]  # pydantic turns str into SecretStr
-    settings = Settings(kafka, postgres, services.match, services.metrics, services.local)
+    settings = Settings(kafka, postgres, services.match, services.metrics, services.local, services.ingest)
     await ensure_topics(kafka)
     conn = await asyncpg.connect(dsn)
     try:
@@ -101,67 +101,109 @@ async def isolated(services: Settings) -> AsyncIterator[Isolated]:
 
 
 @dataclass
-class Worker:
+class Process:
+    """A seizewatch process under test, with its /metrics port and its log."""
+
     process: subprocess.Popen[bytes]
-    metrics_port: int
+    port: int
     log: Path
 
     async def metrics(self) -> dict[str, float]:
         async with httpx.AsyncClient() as client:
-            return await scrape(client, self.metrics_port)
+            return await scrape(client, self.port)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
 
     async def wait_metric(self, name: str, predicate: Callable[[float], bool], within: float = 60) -> float:
-        """Wait until the worker's metric satisfies ``predicate``; fail naming what it last was."""
+        """Wait until the metric satisfies ``predicate``; fail naming what it last was."""
         last: float | None = None
         try:
             async with asyncio.timeout(within):
                 while True:
-                    assert self.process.poll() is None, f"worker died:\n{self.log.read_text()[-3000:]}"
+                    assert self.process.poll() is None, f"process died:\n{self.tail()}"
                     last = (await self.metrics()).get(name)
                     if last is not None and predicate(last):
                         return last
                     await asyncio.sleep(0.2)
         except TimeoutError:
-            pytest.fail(
-                f"{name} stayed at {last} for {within} s; worker log:\n{self.log.read_text()[-3000:]}"
-            )
+            pytest.fail(f"{name} stayed at {last} for {within} s; log:\n{self.tail()}")
 
 
-def start_worker(env: dict[str, str], log: Path) -> Worker:
+Worker = Process
+
+
+def spawn(command: str, env: dict[str, str], log: Path, port_variable: str) -> Process:
+    """Start ``seizewatch COMMAND`` with its metrics/HTTP port set to a free one."""
     port = _free_port()
     out = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "seizewatch.cli", "worker"],
-        env={**env, "SEIZEWATCH_METRICS_PORT": str(port)},
+        [sys.executable, "-m", "seizewatch.cli", command],
+        env={**env, port_variable: str(port)},
         stdout=out,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
         start_new_session=True,
     )
     out.close()
-    return Worker(process, port, log)
+    return Process(process, port, log)
 
 
-def stop_worker(worker: Worker, sig: int = signal.SIGTERM) -> int:
-    if worker.process.poll() is None:
-        worker.process.send_signal(sig)
+def start_worker(env: dict[str, str], log: Path) -> Process:
+    return spawn("worker", env, log, "SEIZEWATCH_METRICS_PORT")
+
+
+def stop_process(proc: Process, sig: int = signal.SIGTERM) -> int:
+    if proc.process.poll() is None:
+        proc.process.send_signal(sig)
         try:
-            worker.process.wait(30)
+            proc.process.wait(30)
         except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
-    return worker.process.returncode
+            proc.process.kill()
+            proc.process.wait()
+    return proc.process.returncode
+
+
+stop_worker = stop_process
 
 
 @pytest.fixture(scope="module")
-async def worker(isolated: Isolated, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Worker]:
+async def worker(isolated: Isolated, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Process]:
     """A matcher worker process, started and caught up with the (empty) watchlist."""
     w = start_worker(isolated.env, tmp_path_factory.mktemp("worker") / "worker.log")
     try:
         await w.wait_metric("seizewatch_watchlist_caught_up", lambda v: v == 1, within=90)
         yield w
     finally:
-        stop_worker(w)
+        stop_process(w)
+
+
+MASTER_KEY = "test-master-key-" + "0123456789abcdef" * 3
+
+
+@pytest.fixture(scope="module")
+async def ingest(isolated: Isolated, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Process]:
+    """The HTTP connectors as a process (`seizewatch ingest`), answering /healthz."""
+    env = {
+        **isolated.env,
+        "SEIZEWATCH_INGEST_MASTER_KEY": MASTER_KEY,
+        "SEIZEWATCH_INGEST_PRODUCE_TIMEOUT_S": "3",
+    }
+    proc = spawn("ingest", env, tmp_path_factory.mktemp("ingest") / "ingest.log", "SEIZEWATCH_INGEST_PORT")
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def healthy() -> bool:
+                assert proc.process.poll() is None, f"ingest died:\n{proc.tail()}"
+                try:
+                    return (await client.get(f"http://127.0.0.1:{proc.port}/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(healthy, bool, within=60)
+        yield proc
+    finally:
+        stop_process(proc)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float = 30) -> T:

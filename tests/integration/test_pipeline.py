@@ -21,7 +21,7 @@ from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1
 from streams.topics import HITS, SIGHTINGS_DLQ, wait_for_assignment
 from streams.vehicles import Action
-from tests.integration.conftest import Isolated, Worker, eventually
+from tests.conftest import Isolated, Worker, eventually
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.conftest import Isolated
+from tests.conftest import Isolated
 
 pytestmark = pytest.mark.integration
 

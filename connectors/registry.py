@@ -1,0 +1,231 @@
+"""The device registry and the sources allowed to send, cached in memory and reloaded on change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from streams.db import Connection
+from streams.errors import InvalidInput
+from streams.events import Location, SourceKind
+from streams.settings import PostgresSettings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "seizewatch_registry"
+UNKNOWN_GROUP = "unknown"
+
+
+class Connector(enum.StrEnum):
+    PARKING = "parking"
+    GAT1400 = "gat1400"
+    ISAPI = "isapi"
+    BACKFILL = "backfill"
+
+
+class AuthMethod(enum.StrEnum):
+    API_KEY = "api_key"  # X-Api-Key header (ISAPI cameras: ?key= in the URL they are given)
+    HMAC = "hmac"  # X-Seizewatch-Timestamp + X-Seizewatch-Signature over the body
+    DIGEST = "digest"  # HTTP Digest, as GA/T 1400 registration uses
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    source_id: str
+    connector: Connector
+    vendor: str
+    auth: AuthMethod
+    key_version: int
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    source_id: str
+    name: str
+    kind: SourceKind | None
+    address: str
+    location: Location | None
+    district: str
+    owner: str
+    device_group: str
+    timezone: ZoneInfo
+
+
+def _device(row: asyncpg.Record) -> Device:
+    location = None
+    if row["latitude"] is not None:
+        location = Location(
+            latitude=row["latitude"], longitude=row["longitude"], address=row["address"] or None
+        )
+    return Device(
+        device_id=row["device_id"],
+        source_id=row["source_id"],
+        name=row["name"],
+        kind=SourceKind(row["kind"]) if row["kind"] else None,
+        address=row["address"],
+        location=location,
+        district=row["district"],
+        owner=row["owner"],
+        device_group=row["device_group"],
+        timezone=ZoneInfo(row["timezone"]),
+    )
+
+
+def _source(row: asyncpg.Record) -> Source:
+    return Source(
+        source_id=row["source_id"],
+        connector=Connector(row["connector"]),
+        vendor=row["vendor"],
+        auth=AuthMethod(row["auth"]),
+        key_version=row["key_version"],
+        enabled=row["enabled"],
+    )
+
+
+class Registry:
+    """Devices and sources in memory; a notification from PostgreSQL (or a minute) reloads both."""
+
+    def __init__(self, postgres: PostgresSettings, *, refresh_s: float = 60.0) -> None:
+        self._postgres = postgres
+        self._refresh_s = refresh_s
+        self._devices: dict[str, Device] = {}
+        self._sources: dict[str, Source] = {}
+        self._conn: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def device(self, device_id: str) -> Device | None:
+        return self._devices.get(device_id)
+
+    def source(self, source_id: str) -> Source | None:
+        return self._sources.get(source_id)
+
+    async def start(self) -> None:
+        self._conn = await asyncpg.connect(self._postgres.dsn.get_secret_value())
+        await self._conn.add_listener(CHANNEL, self._notified)
+        await self.reload()
+        self._task = asyncio.create_task(self._refresh(), name="registry-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.close()
+
+    def _notified(self, *_: object) -> None:
+        self._changed.set()
+
+    async def reload(self) -> None:
+        if self._conn is None:
+            raise RuntimeError("registry not started")
+        devices = {row["device_id"]: _device(row) for row in await self._conn.fetch("SELECT * FROM devices")}
+        sources = {row["source_id"]: _source(row) for row in await self._conn.fetch("SELECT * FROM sources")}
+        self._devices, self._sources = devices, sources
+        log.info("registry: %d devices, %d sources", len(devices), len(sources))
+
+    async def _refresh(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._refresh_s)
+            self._changed.clear()
+            try:
+                await self.reload()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # Keep serving from the last good copy; a stale name beats refusing reads.
+                log.warning("registry reload failed: %s; keeping the cached copy", exc)
+                await asyncio.sleep(5)
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+        self._conn = await asyncpg.connect(self._postgres.dsn.get_secret_value())
+        await self._conn.add_listener(CHANNEL, self._notified)
+
+
+# --- maintenance (CLI) ------------------------------------------------------------------------------
+
+
+async def add_source(
+    conn: Connection,
+    source_id: str,
+    connector: Connector,
+    auth: AuthMethod,
+    *,
+    vendor: str = "generic",
+    description: str = "",
+) -> Source:
+    """Raises: InvalidInput ``duplicate`` or ``invalid_field``."""
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO sources (source_id, connector, vendor, auth, description)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            source_id,
+            connector.value,
+            vendor,
+            auth.value,
+            description,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise InvalidInput("duplicate", f"source {source_id} exists", field="source_id") from exc
+    except asyncpg.CheckViolationError as exc:
+        raise InvalidInput(
+            "invalid_field", "source ids are 2-64 characters: a-z, 0-9, '.', '_', '-'", field="source_id"
+        ) from exc
+    assert row is not None  # noqa: S101  # INSERT … RETURNING
+    return _source(row)
+
+
+async def get_source(conn: Connection, source_id: str) -> Source:
+    """Raises: InvalidInput ``not_found``."""
+    row = await conn.fetchrow("SELECT * FROM sources WHERE source_id = $1", source_id)
+    if row is None:
+        raise InvalidInput("not_found", f"no source {source_id}", field="source_id")
+    return _source(row)
+
+
+async def rotate_source_key(conn: Connection, source_id: str) -> Source:
+    row = await conn.fetchrow(
+        "UPDATE sources SET key_version = key_version + 1 WHERE source_id = $1 RETURNING *", source_id
+    )
+    if row is None:
+        raise InvalidInput("not_found", f"no source {source_id}", field="source_id")
+    return _source(row)
+
+
+async def upsert_devices(conn: Connection, rows: list[dict[str, object]]) -> int:
+    """Insert or update devices (one transaction); return how many."""
+    async with conn.transaction():
+        for row in rows:
+            await conn.execute(
+                "INSERT INTO devices (device_id, source_id, name, kind, address, latitude, longitude,"
+                " district, owner, device_group, timezone)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (device_id) DO UPDATE SET source_id = EXCLUDED.source_id, name = EXCLUDED.name,"
+                " kind = EXCLUDED.kind, address = EXCLUDED.address, latitude = EXCLUDED.latitude,"
+                " longitude = EXCLUDED.longitude, district = EXCLUDED.district, owner = EXCLUDED.owner,"
+                " device_group = EXCLUDED.device_group, timezone = EXCLUDED.timezone, updated_at = now()",
+                row["device_id"],
+                row["source_id"],
+                row["name"],
+                row.get("kind"),
+                row.get("address", ""),
+                row.get("latitude"),
+                row.get("longitude"),
+                row["district"],
+                row.get("owner", ""),
+                row["device_group"],
+                row.get("timezone", "Asia/Shanghai"),
+            )
+    return len(rows)

@@ -1,0 +1,20 @@
+"""The connectors' app with every feed's routes: what `seizewatch ingest` serves."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from connectors import gat1400_routes, isapi_routes, parking_routes
+from connectors.http import create_app
+from connectors.settings import IngestSettings
+from streams.settings import KafkaSettings, PostgresSettings
+
+
+def build_app(kafka: KafkaSettings, postgres: PostgresSettings, settings: IngestSettings) -> FastAPI:
+    return create_app(
+        kafka,
+        postgres,
+        settings,
+        routes=[parking_routes.add_routes, gat1400_routes.add_routes, isapi_routes.add_routes],
+        extras=gat1400_routes.extras,
+    )
