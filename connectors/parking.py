@@ -90,28 +90,30 @@ def _error(index: int, exc: ValidationError, prefix: str = "") -> AdapterError:
     return AdapterError("invalid_field", message, field=problems[0][0], index=index)
 
 
+def generic_record(item: Any, index: int, prefix: str = "") -> RawRead | AdapterError:
+    """One record of the generic schema (also a row of a backfill file) as a read, or why not."""
+    try:
+        record = ParkingRecordV1.model_validate(item)
+    except ValidationError as exc:
+        return _error(index, exc, prefix)
+    return RawRead(
+        record_id=record.record_id,
+        device_id=f"{record.lot_id}/{record.gate}",
+        source_kind=SourceKind.PARKING_ENTRY if record.direction == "in" else SourceKind.PARKING_EXIT,
+        plate_raw=record.plate,
+        observed_at=localize(record.time, SHANGHAI),
+        plate_colour=colour_of(record.plate_colour),
+        confidence=record.confidence,
+        image_ref=record.image_url,
+    )
+
+
 def parse_generic(document: Any) -> list[RawRead | AdapterError]:
     """The generic schema (:class:`ParkingBatchV1`), record by record."""
-    out: list[RawRead | AdapterError] = []
-    for index, item in enumerate(_records_of(document, "records")):
-        try:
-            record = ParkingRecordV1.model_validate(item)
-        except ValidationError as exc:
-            out.append(_error(index, exc, f"records[{index}]."))
-            continue
-        out.append(
-            RawRead(
-                record_id=record.record_id,
-                device_id=f"{record.lot_id}/{record.gate}",
-                source_kind=SourceKind.PARKING_ENTRY if record.direction == "in" else SourceKind.PARKING_EXIT,
-                plate_raw=record.plate,
-                observed_at=localize(record.time, SHANGHAI),
-                plate_colour=colour_of(record.plate_colour),
-                confidence=record.confidence,
-                image_ref=record.image_url,
-            )
-        )
-    return out
+    return [
+        generic_record(item, index, f"records[{index}].")
+        for index, item in enumerate(_records_of(document, "records"))
+    ]
 
 
 class _ExampleCnRecord(BaseModel):

@@ -1,8 +1,9 @@
 """The demo: local services, a real matcher worker, a simulated Taizhou feed; hits shown as SMS drafts.
 
-Everything runs for real: Kafka and PostgreSQL from ``seizewatch services``, the worker as its own
-process (``seizewatch worker``), watch entries added and released through the same code as the CLI.
-Until the connectors issue lands, the feed publishes canonical sightings straight to Kafka.
+Everything runs for real: Kafka and PostgreSQL from ``seizewatch services``, the matcher worker and the
+HTTP connectors as their own processes (``seizewatch worker``, ``seizewatch ingest``), watch entries
+added and released through the same code as the CLI. The simulated devices post to the connectors in
+their own wire formats: generic parking JSON, GA/T 1400 (after digest registration) and Hikvision ISAPI.
 """
 
 from __future__ import annotations
@@ -11,26 +12,40 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from pydantic import SecretStr
 from rich.console import Console
 
-from connectors.producer import SightingPublisher
-from connectors.simulator import SHANGHAI, TAIZHOU_DEVICES, Device, Read, city_feed
+from connectors.auth import API_KEY_HEADER, source_secret
+from connectors.records import SHANGHAI
+from connectors.registry import AuthMethod, Connector, add_source, upsert_devices
+from connectors.simulator import (
+    TAIZHOU_DEVICES,
+    Read,
+    city_feed,
+    device_rows,
+    gat1400_vehicle,
+    isapi_alert,
+    now_local,
+    parking_record,
+)
 from seizewatch.localservices import LocalServices
 from seizewatch.settings import Settings
 from streams import db, watchstore
-from streams.events import new_sighting, sighting_id_for
+from streams.errors import InvalidInput
 from streams.hits import HitV1
 from streams.matching import MatchKind
 from streams.topics import HITS, ensure_topics
@@ -73,10 +88,10 @@ _KIND_ZH = {
 _ACTION_ZH = {Action.SEIZE: "请扣押", Action.LOCATE: "仅查找位置", Action.SOFT_SEAL: "活封车辆，仅记录"}
 
 
-def sms_draft(hit: HitV1, device_names: dict[str, str]) -> str:
+def sms_draft(hit: HitV1) -> str:
     """The text an officer would get (the alerts issue sizes it for SMS segments and adds reply codes)."""
     s = hit.sighting
-    place = device_names.get(s.device_id, s.device_id)
+    place = s.device_name or s.device_id
     at = s.observed_at.astimezone(SHANGHAI).strftime("%H:%M")
     return (
         f"【执行查控】{hit.entry_plate}{_KIND_ZH[hit.match_kind]} {at} 出现在{place}。"
@@ -93,16 +108,31 @@ def run_demo(settings: Settings, *, reads: int, rate: float, console: Console) -
 
 async def _demo(settings: Settings, *, reads: int, rate: float, console: Console) -> int:
     await ensure_topics(settings.kafka)
-    entries = await _seed_watchlist(settings, console)
-    metrics_port = _free_port()
-    async with _worker(metrics_port, console):
-        await _wait_for_index(metrics_port, expected_at_least=len(entries))
-        console.print(f"worker ready: watchlist loaded (metrics on :{metrics_port})")
-        async with _hits(settings) as hits, SightingPublisher(settings.kafka, role="demo") as publisher:
-            seen = await _feed(settings, publisher, hits, entries, reads=reads, rate=rate, console=console)
+    # The connectors need a master key; a demo without one configured makes one for this run only.
+    master = settings.ingest.master_key or SecretStr(secrets.token_hex(32))
+    entries = await _seed(settings, console)
+    metrics_port, ingest_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "SEIZEWATCH_METRICS_PORT": str(metrics_port),
+        "SEIZEWATCH_INGEST_PORT": str(ingest_port),
+        "SEIZEWATCH_INGEST_MASTER_KEY": master.get_secret_value(),
+    }
+    async with _process("worker", env, console), _process("ingest", env, console):
+        await _wait_until_ready(metrics_port, ingest_port, expected_entries=len(entries))
+        console.print(f"worker ready (watchlist loaded); connectors on http://127.0.0.1:{ingest_port}")
+        async with (
+            _hits(settings) as hits,
+            DemoDevices(f"http://127.0.0.1:{ingest_port}", master) as devices,
+        ):
+            seen = await _feed(settings, devices, hits, entries, reads=reads, rate=rate, console=console)
+        console.rule("summary")
+        console.print(
+            f"reads posted: {devices.posted} (parking {devices.by_feed['parking']}, GA/T 1400 "
+            f"{devices.by_feed['gat1400']}, ISAPI {devices.by_feed['isapi']}); refused by the connectors: "
+            f"{devices.refused}"
+        )
     expected = {w.plate for w in WATCHED if w.expect_hit}
-    console.rule("summary")
-    console.print(f"reads sent: {reads + len(WATCHED) + 1}; watched vehicles seen: {len(seen)}")
     console.print(f"watched vehicles hit: {sorted(seen)}; expected: {sorted(expected)}")
     if seen != expected:
         console.print("[red]hits differ from what the demo expected[/]")
@@ -113,9 +143,18 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
     return 0
 
 
-async def _seed_watchlist(settings: Settings, console: Console) -> dict[str, uuid.UUID]:
+async def _seed(settings: Settings, console: Console) -> dict[str, uuid.UUID]:
+    """Demo sources, devices and watch entries (earlier demo entries are released first)."""
     async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
         await db.migrate(conn)
+        for source_id, connector, auth in (
+            ("demo-parking", Connector.PARKING, AuthMethod.API_KEY),
+            ("demo-kk", Connector.GAT1400, AuthMethod.DIGEST),
+            ("demo-cam", Connector.ISAPI, AuthMethod.API_KEY),
+        ):
+            with contextlib.suppress(InvalidInput):  # already there from an earlier run
+                await add_source(conn, source_id, connector, auth, description="demo")
+        await upsert_devices(conn, device_rows())
         for record in await watchstore.list_entries(conn, court=DEMO_COURT, limit=10_000):
             await watchstore.release_entry(conn, record.entry.entry_id, by="demo", reason="demo reset")
         ids = {}
@@ -139,12 +178,12 @@ async def _seed_watchlist(settings: Settings, console: Console) -> dict[str, uui
 
 
 @contextlib.asynccontextmanager
-async def _worker(metrics_port: int, console: Console) -> AsyncIterator[None]:
-    env = {**os.environ, "SEIZEWATCH_METRICS_PORT": str(metrics_port)}
-    process = subprocess.Popen(  # noqa: ASYNC220  # started once; we never wait on it blocking
-        [sys.executable, "-m", "seizewatch.cli", "worker"], env=env, start_new_session=True
+async def _process(command: str, env: dict[str, str], console: Console) -> AsyncIterator[None]:
+    # Our own command with our own interpreter; started once, never waited on while the loop runs.
+    process = subprocess.Popen(  # noqa: ASYNC220, S603
+        [sys.executable, "-m", "seizewatch.cli", command], env=env, start_new_session=True
     )
-    console.print(f"matcher worker started (pid {process.pid})")
+    console.print(f"seizewatch {command} started (pid {process.pid})")
     try:
         yield
     finally:
@@ -154,16 +193,17 @@ async def _worker(metrics_port: int, console: Console) -> AsyncIterator[None]:
         except subprocess.TimeoutExpired:
             process.kill()
             await asyncio.to_thread(process.wait)
-        console.print(f"matcher worker stopped (exit {process.returncode})")
+        console.print(f"seizewatch {command} stopped (exit {process.returncode})")
 
 
-async def _wait_for_index(metrics_port: int, *, expected_at_least: int) -> None:
+async def _wait_until_ready(metrics_port: int, ingest_port: int, *, expected_entries: int) -> None:
     async with httpx.AsyncClient() as client, asyncio.timeout(90):
         while True:
             values = await scrape(client, metrics_port)
-            if values.get("seizewatch_watchlist_caught_up") == 1 and (
-                values.get("seizewatch_watchlist_entries", 0) >= expected_at_least
-            ):
+            index_ready = values.get("seizewatch_watchlist_caught_up") == 1 and (
+                values.get("seizewatch_watchlist_entries", 0) >= expected_entries
+            )
+            if index_ready and await scrape(client, ingest_port):
                 return
             await asyncio.sleep(0.3)
 
@@ -180,6 +220,76 @@ async def scrape(client: httpx.AsyncClient, port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+class DemoDevices:
+    """The simulated devices, each posting in its own feed's format with its own credential."""
+
+    def __init__(self, base_url: str, master: SecretStr) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=30)
+        self._master = master
+        self._registered = False
+        self.posted = 0
+        self.refused = 0
+        self.by_feed: Counter[str] = Counter()
+
+    async def __aenter__(self) -> DemoDevices:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._client.aclose()
+
+    def _key(self, source_id: str) -> str:
+        return source_secret(self._master, source_id, 1)
+
+    async def post(self, reads: list[tuple[str, Read]]) -> None:
+        """Post one tick's reads, grouped per feed as the devices would."""
+        parking = [parking_record(r, rid) for rid, r in reads if r.device.feed == "parking"]
+        checkpoint = [gat1400_vehicle(r, rid) for rid, r in reads if r.device.feed == "gat1400"]
+        cameras = [isapi_alert(r, rid) for rid, r in reads if r.device.feed == "isapi"]
+        if parking:
+            response = await self._client.post(
+                "/parking/v1/sources/demo-parking/records",
+                json={"records": parking},
+                headers={API_KEY_HEADER: self._key("demo-parking")},
+            )
+            self._count("parking", len(parking), response, len(response.json().get("rejected", [])))
+        if checkpoint:
+            gat_device = next(d.device_id for d in TAIZHOU_DEVICES if d.feed == "gat1400")
+            if not self._registered:
+                await self._register(gat_device)
+            response = await self._client.post(
+                "/VIID/MotorVehicles",
+                json={"MotorVehicleListObject": {"MotorVehicleObject": checkpoint}},
+                headers={"User-Identify": gat_device},
+            )
+            statuses = response.json().get("ResponseStatusListObject", {}).get("ResponseStatusObject", [])
+            self._count(
+                "gat1400", len(checkpoint), response, sum(1 for s in statuses if s["StatusCode"] != 0)
+            )
+        for alert in cameras:
+            response = await self._client.post(
+                f"/isapi/v1/sources/demo-cam/events?key={self._key('demo-cam')}",
+                content=alert,
+                headers={"content-type": "application/xml"},
+            )
+            self._count("isapi", 1, response, 0 if response.status_code == 200 else 1)
+
+    async def _register(self, device_id: str) -> None:
+        response = await self._client.post(
+            "/VIID/System/Register",
+            json={"RegisterObject": {"DeviceID": device_id}},
+            auth=httpx.DigestAuth("demo-kk", self._key("demo-kk")),
+        )
+        response.raise_for_status()
+        self._registered = True
+
+    def _count(self, feed: str, n: int, response: httpx.Response, refused: int) -> None:
+        if response.status_code >= 500:
+            raise RuntimeError(f"{feed} connector answered {response.status_code}: {response.text}")
+        self.posted += n
+        self.by_feed[feed] += n
+        self.refused += refused
 
 
 @contextlib.asynccontextmanager
@@ -200,7 +310,7 @@ async def _hits(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
 
 async def _feed(
     settings: Settings,
-    publisher: SightingPublisher,
+    devices: DemoDevices,
     hits: AIOKafkaConsumer,
     entries: dict[str, uuid.UUID],
     *,
@@ -209,57 +319,50 @@ async def _feed(
     console: Console,
 ) -> set[str]:
     rng = random.Random(20261123)  # noqa: S311  # demo traffic, reproducible on purpose
-    start = datetime.now(SHANGHAI)
-    feed: list[Read] = list(city_feed(rng, count=reads, start=start, mean_gap=timedelta(seconds=1 / rate)))
-    devices = {d.device_id: d for d in TAIZHOU_DEVICES}
+    feed: list[Read] = list(
+        city_feed(rng, count=reads, start=now_local(), mean_gap=timedelta(seconds=1 / rate))
+    )
     # The watched vehicles drive past spread over the run; 浙J77777 is released before it appears.
-    for i, w in enumerate(WATCHED):
+    # Each feed carries at least one: a parking gate, the GA/T 1400 checkpoint, the ISAPI camera.
+    route = (
+        "wanda/gate-1-in",
+        "33100400001320000002",
+        "bc:5e:33:0a:1b:2c:1",
+        "hy-hospital/in",
+        "hy-hospital/out",
+    )
+    by_id = {d.device_id: d for d in TAIZHOU_DEVICES}
+    for i, (w, device_id) in enumerate(zip(WATCHED, route, strict=True)):
         position = (i + 1) * len(feed) // (len(WATCHED) + 2)
-        device = TAIZHOU_DEVICES[i % len(TAIZHOU_DEVICES)]
-        feed.insert(position, Read(device, w.read_as, w.colour, feed[position].observed_at, 0.93))
-    exit_device: Device = devices["wanda-gate-1-out"]
-    feed.append(Read(exit_device, WATCHED[0].read_as, WATCHED[0].colour, datetime.now(SHANGHAI), 0.95))
+        feed.insert(position, Read(by_id[device_id], w.read_as, w.colour, feed[position].observed_at, 0.93))
+    feed.append(Read(by_id["wanda/gate-1-out"], WATCHED[0].read_as, WATCHED[0].colour, now_local(), 0.95))
 
     released = next(w for w in WATCHED if not w.expect_hit)
     async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
         await watchstore.release_entry(conn, entries[released.plate], by="demo", reason="执行和解 (demo)")
     console.print(f"released {released.plate} (settled): it must not be hit when it drives past")
 
-    console.print(f"feeding {len(feed)} reads at ~{rate:.0f}/s from {len(TAIZHOU_DEVICES)} devices…")
-    names = {d.device_id: d.name for d in TAIZHOU_DEVICES}
+    console.print(f"posting {len(feed)} reads at ~{rate:.0f}/s from {len(TAIZHOU_DEVICES)} devices…")
     seen: set[str] = set()
     run_id = uuid.uuid4().hex[:8]
     batch_size = max(1, int(rate / 10))
     for offset in range(0, len(feed), batch_size):
         tick = time.monotonic()
-        batch = [
-            new_sighting(
-                sighting_id=sighting_id_for(r.device.source_id, r.device.device_id, f"{run_id}-{offset + i}"),
-                source_kind=r.device.kind,
-                source_id=r.device.source_id,
-                device_id=r.device.device_id,
-                plate_raw=r.plate_raw,
-                plate_colour=r.colour,
-                observed_at=datetime.now(SHANGHAI),  # replayed as live traffic
-                received_at=datetime.now(UTC),
-                confidence=r.confidence,
-            )
-            for i, r in enumerate(feed[offset : offset + batch_size])
-        ]
-        await publisher.publish_many(batch)
-        await _print_hits(hits, names, seen, console, wait_ms=0)
+        batch = feed[offset : offset + batch_size]
+        # Replayed as live traffic: each read is observed the moment it is sent.
+        live = [(f"{run_id}-{offset + i}", replace(r, observed_at=now_local())) for i, r in enumerate(batch)]
+        await devices.post(live)
+        await _print_hits(hits, seen, console, wait_ms=0)
         await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
     deadline = time.monotonic() + 20
     expected = {w.plate for w in WATCHED if w.expect_hit}
     while time.monotonic() < deadline and not expected <= seen:
-        await _print_hits(hits, names, seen, console, wait_ms=500)
-    await _print_hits(hits, names, seen, console, wait_ms=2000)  # anything unexpected arriving late
+        await _print_hits(hits, seen, console, wait_ms=500)
+    await _print_hits(hits, seen, console, wait_ms=2000)  # anything unexpected arriving late
     return seen
 
 
-async def _print_hits(
-    consumer: AIOKafkaConsumer, names: dict[str, str], seen: set[str], console: Console, *, wait_ms: int
-) -> None:
+async def _print_hits(consumer: AIOKafkaConsumer, seen: set[str], console: Console, *, wait_ms: int) -> None:
     for records in (await consumer.getmany(timeout_ms=wait_ms)).values():
         for record in records:
             hit = HitV1.model_validate_json(record.value)
@@ -267,7 +370,7 @@ async def _print_hits(
                 continue
             seen.add(hit.entry_plate)
             console.print(
-                f"[bold yellow]SMS →[/] {sms_draft(hit, names)}  [dim]({hit.match_kind.value} {hit.score})[/]"
+                f"[bold yellow]SMS →[/] {sms_draft(hit)}  [dim]({hit.match_kind.value} {hit.score})[/]"
             )
 
 
