@@ -81,7 +81,8 @@ async def isolated(services: Settings) -> AsyncIterator[Isolated]:
     finally:
         await conn.close()
     env = {
-        **os.environ,
+        # A developer's own secrets never leak into tests: those that need a master key set their own.
+        **{k: v for k, v in os.environ.items() if k != "SEIZEWATCH_INGEST_MASTER_KEY"},
         "SEIZEWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
         "SEIZEWATCH_PG_DSN": dsn,
         "SEIZEWATCH_LOCAL_HOME": str(services.local.home.resolve()),
