@@ -86,7 +86,8 @@ def _records_of(document: Any, key: str) -> list[Any]:
 def _error(index: int, exc: ValidationError, prefix: str = "") -> AdapterError:
     """The record's first bad field as ``field``; every problem of the record in the message."""
     problems = [(prefix + ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-    message = "; ".join(f"{field}: {msg}" for field, msg in problems)
+    # str(error) already starts with the first field's name; the others are named in the message.
+    message = "; ".join([problems[0][1], *(f"{field}: {msg}" for field, msg in problems[1:])])
     return AdapterError("invalid_field", message, field=problems[0][0], index=index)
 
 
