@@ -1,0 +1,491 @@
+"""The SMS officers read and the replies they send: Chinese text sized to segments, reply codes, parsing.
+
+Pure functions. Chinese text travels as UCS-2: 70 characters in one SMS, 67 per part once split. Every
+text here is guaranteed to fit ``max_segments`` (two by default). When it would not, details go in this
+order: the place is shortened, then the vehicle and case details, then the reply instructions; the plate,
+the time and the reply code are never dropped. The code sits right after the tag (``【执行查控 K7Q】``),
+where it survives any truncation by the phone, and again in the instructions when there is room.
+
+Reply codes (GoAlert's pattern, ONCALL "Replies") tie an answer to one page and one person: three
+characters from an alphabet without 0/O/1/I/L, always starting with a letter, so ``1K7Q`` (command first)
+and ``K7Q1`` (code first) can never be confused.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
+
+# ---------------------------------------------------------------------------------------------- segments
+
+_GSM7_BASIC: Final = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Sent as ESC + character: two septets each.
+_GSM7_EXTENSION: Final = frozenset("\f^{}\\[~]|€")
+
+GSM7_SINGLE, GSM7_PART = 160, 153
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+def segments(text: str) -> int:
+    """How many SMS parts ``text`` takes.
+
+    GSM-7 when every character is in the GSM-7 basic or extension table (extension characters count 2
+    septets): 160 in one part, 153 per part when split. Otherwise UCS-2, counted in UTF-16 code units
+    (an emoji counts 2): 70 in one part, 67 per part. An escape pair or a surrogate pair is never split
+    across parts, as phones and Twilio do. An empty text still takes one SMS.
+    """
+    if all(ch in _GSM7_BASIC or ch in _GSM7_EXTENSION for ch in text):
+        units = [2 if ch in _GSM7_EXTENSION else 1 for ch in text]
+        single, part = GSM7_SINGLE, GSM7_PART
+    else:
+        units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+        single, part = UCS2_SINGLE, UCS2_PART
+    if sum(units) <= single:
+        return 1
+    parts, used = 1, 0
+    for unit in units:
+        if used + unit > part:
+            parts, used = parts + 1, 0
+        used += unit
+    return parts
+
+
+# ------------------------------------------------------------------------------------------ reply codes
+
+CODE_FIRST: Final = "ABCDEFGHJKMNPQRSTUVWXYZ"  # letters without I, L, O
+CODE_ALPHABET: Final = "23456789" + CODE_FIRST  # and no 0 or 1
+CODE_SPACE: Final = len(CODE_FIRST) * len(CODE_ALPHABET) ** 2  # 22,103 codes
+# Consecutive numbers give codes differing in every character, so a one-character typo of one page's code
+# is unlikely to be another recent page's. Coprime with CODE_SPACE (23 · 31²), so the map is a bijection.
+_SCRAMBLE: Final = 7919
+_CODE_RE: Final = re.compile(f"[{CODE_FIRST}][{CODE_ALPHABET}]{{2}}")
+
+
+def reply_code(n: int) -> str:
+    """The reply code numbered ``n`` (≥ 0); codes repeat every :data:`CODE_SPACE` numbers.
+
+    The caller numbers codes so that no recipient has two open pages with the same one.
+
+    Raises:
+        ValueError: ``n`` is negative.
+    """
+    if n < 0:
+        raise ValueError(f"reply code number must be ≥ 0, not {n}")
+    rest, third = divmod(n * _SCRAMBLE % CODE_SPACE, len(CODE_ALPHABET))
+    first, second = divmod(rest, len(CODE_ALPHABET))
+    return CODE_FIRST[first] + CODE_ALPHABET[second] + CODE_ALPHABET[third]
+
+
+def is_reply_code(code: str) -> bool:
+    """Whether ``code`` is a well-formed reply code (upper case)."""
+    return _CODE_RE.fullmatch(code) is not None
+
+
+# ------------------------------------------------------------------------------------------------ replies
+
+Command = Literal["take", "decline", "seized", "not_found"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An officer's answer to the page with reply code ``code`` (upper case)."""
+
+    command: Command
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopStart:
+    """An opt-out (``stop``) or opt-in (``start``) keyword; Twilio acts on it too (21610 after STOP)."""
+
+    kind: Literal["stop", "start"]
+
+
+_DIGIT_COMMANDS: Final[Mapping[str, Command]] = {"1": "take", "2": "decline", "3": "seized", "4": "not_found"}
+# The words the instructions print, allowed next to the digit; longest first ("已扣押" before "扣押").
+_WORD_COMMANDS: Final[Sequence[tuple[str, Command]]] = (
+    ("已扣押", "seized"),
+    ("非本人", "decline"),
+    ("未找到", "not_found"),
+    ("接手", "take"),
+    ("扣押", "seized"),
+)
+# Twilio's default opt-out / opt-in keywords, and the usual Chinese ones.
+_STOP_WORDS: Final = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "TD", "退订", "取消订阅"}
+)
+_START_WORDS: Final = frozenset({"START", "UNSTOP", "YES", "订阅", "恢复订阅"})
+_COMMAND_FIRST: Final = re.compile(f"([1-4])({_CODE_RE.pattern})")
+_CODE_FIRST: Final = re.compile(f"({_CODE_RE.pattern})([1-4])")
+
+
+def parse_reply(text: str) -> Reply | StopStart | None:
+    """Read an SMS an officer sent back.
+
+    Forgiving: full-width digits and letters, lower case, spaces and punctuation anywhere, the code before
+    or after the digit (``1 k7q``, ``１K7Q``, ``k7q 1``, ``1k7q``), and the instruction's own words
+    (``1 K7Q 接手``) as long as they agree with the digit.
+
+    Returns:
+        A :class:`Reply`, a :class:`StopStart` for opt-out/opt-in keywords, or ``None`` for anything
+        else (the caller caps its answers to unknown input, so a typo never starts an SMS loop).
+    """
+    normalized = unicodedata.normalize("NFKC", text).upper()
+    compact = "".join(ch for ch in normalized if not (ch.isspace() or unicodedata.category(ch)[0] in "PSC"))
+    if compact in _STOP_WORDS:
+        return StopStart("stop")
+    if compact in _START_WORDS:
+        return StopStart("start")
+    worded: set[Command] = set()
+    for word, word_command in _WORD_COMMANDS:
+        if word in compact:
+            worded.add(word_command)
+            compact = compact.replace(word, "")
+    match = _COMMAND_FIRST.fullmatch(compact)
+    if match is not None:
+        digit, code = match.groups()
+    elif (match := _CODE_FIRST.fullmatch(compact)) is not None:
+        code, digit = match.groups()
+    else:
+        return None
+    command = _DIGIT_COMMANDS[digit]
+    if worded - {command}:
+        return None
+    return Reply(command, code)
+
+
+# -------------------------------------------------------------------------------------------- rendering
+
+Action = Literal["seize", "locate"]
+EscalationReason = Literal["no_answer", "declined", "unreachable"]
+UpdateEvent = Literal["seen_again", "left"]
+
+_TAG: Final = "执行查控"
+_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "seize": ("请扣押。", "扣押。"),
+    "locate": ("仅查找位置，勿扣押。", "仅查找。"),
+}
+_REASONS: Final[Mapping[str, str]] = {
+    "no_answer": "未应答",
+    "declined": "无法接手",
+    "unreachable": "短信无法送达",
+}
+_PLACE_MIN: Final = 8  # characters of a place kept before the details go
+_CASE_TAIL_RE: Final = re.compile(r"[(（](\d{4})[)）].*?(\D\d+号)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One rung of the shortening ladder: a form index per part, and how short the place may get."""
+
+    forms: Mapping[str, int]
+    place_min: int | None  # None: the place is kept whole
+
+
+class _PlaceSlot:
+    """Where the (shortened) place goes among the pieces of a text."""
+
+
+_PLACE: Final = _PlaceSlot()
+# Fixed text, (part name, its forms longest first), or the place: composed in order.
+_Piece = str | tuple[str, Sequence[str]] | _PlaceSlot
+
+
+def _fit(
+    pieces: Sequence[_Piece],
+    place: str,
+    place_form: Callable[[str], str],
+    ladder: Sequence[_Step],
+    max_segments: int,
+) -> str:
+    """The first rung of ``ladder`` whose text fits, with the longest place that fits on it.
+
+    ``pieces`` is fixed text and named parts; the place, worded by ``place_form``, goes at ``_PLACE``.
+    """
+    if max_segments < 1:
+        raise ValueError(f"max_segments must be ≥ 1, not {max_segments}")
+
+    def compose(step: _Step, place_chars: int) -> str:
+        out: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, _PlaceSlot):
+                out.append(place_form(_shorten(place, place_chars)))
+            elif isinstance(piece, str):
+                out.append(piece)
+            else:
+                name, forms = piece
+                out.append(forms[min(step.forms.get(name, 0), len(forms) - 1)])
+        return "".join(out)
+
+    for step in ladder:
+        low = len(place) if step.place_min is None else min(step.place_min, len(place))
+        if segments(compose(step, low)) > max_segments:
+            continue
+        high = len(place)  # the largest place length that fits is in [low, high]
+        while low < high:
+            mid = (low + high + 1) // 2
+            if segments(compose(step, mid)) <= max_segments:
+                low = mid
+            else:
+                high = mid - 1
+        return compose(step, low)
+    raise ValueError(f"the plate, time and reply code alone exceed {max_segments} SMS segment(s)")
+
+
+def _shorten(text: str, chars: int) -> str:
+    if chars >= len(text):
+        return text
+    return text[: chars - 1] + "…" if chars > 0 else ""
+
+
+def _clean(text: str) -> str:
+    """One line: device names and case numbers come from other systems."""
+    return " ".join(text.split())
+
+
+def _when(observed_at: datetime, tz: tzinfo) -> str:
+    if observed_at.tzinfo is None or observed_at.utcoffset() is None:
+        raise ValueError("observed_at must be timezone-aware")
+    return observed_at.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def _head(code: str) -> str:
+    if not is_reply_code(code):
+        raise ValueError(f"not a reply code: {code!r}")
+    return f"【{_TAG} {code}】"
+
+
+def _quality(match_kind: str, score: float) -> tuple[str, ...]:
+    if match_kind == "exact":
+        return ("",)
+    return (f"（疑似，匹配度{score:.2f}，需核对）", "（疑似）")
+
+
+def _case_forms(case_number: str) -> tuple[str, ...]:
+    case = _clean(case_number)
+    if not case:
+        return ("",)
+    tail = _CASE_TAIL_RE.search(case)
+    short = f"({tail.group(1)})…{tail.group(2)}" if tail else "…" + case[-8:]
+    return (f"案号{case}，", f"案号{short}，" if len(short) < len(case) else f"案号{case}，", "")
+
+
+def _take_instructions(code: str) -> tuple[str, ...]:
+    return (f"回复1 {code}接手，2 {code}非本人", f"回复1 {code}接手", "")
+
+
+def _sighting_pieces(  # the facts of one sighting, in the order they are printed
+    plate: str,
+    observed_at: datetime,
+    tz: tzinfo,
+    case_number: str,
+    action: Action,
+    match_kind: str,
+    score: float,
+    vehicle: str | None,
+    code: str,
+    /,
+) -> list[_Piece]:
+    return [
+        ("plate", [_clean(plate)]),
+        ("quality", _quality(match_kind, score)),
+        f" {_when(observed_at, tz)}",
+        _PLACE,
+        ("vehicle", (f"{_clean(vehicle)}，", "") if vehicle and _clean(vehicle) else ("",)),
+        ("case", _case_forms(case_number)),
+        ("action", _ACTIONS[action]),
+        ("instructions", _take_instructions(code)),
+    ]
+
+
+def _appeared(place: str) -> str:
+    return f" 出现在{place}。" if place else "。"
+
+
+def _ladder(*shortenings: tuple[str, int]) -> tuple[_Step, ...]:
+    """Rungs from everything whole, each applying one more shortening: ``(part, form)`` or
+    ``("place", minimum characters)``."""
+    forms: dict[str, int] = {}
+    place_min: int | None = None
+    rungs = [_Step({}, None)]
+    for name, value in shortenings:
+        if name == "place":
+            place_min = value
+        else:
+            forms = {**forms, name: value}
+        rungs.append(_Step(forms, place_min))
+    return tuple(rungs)
+
+
+# Only once everything else is as short as it gets does the place go entirely; the code stays in the tag
+# when the instructions go.
+_SIGHTING_LADDER: Final = _ladder(
+    ("place", _PLACE_MIN),
+    ("vehicle", 1),
+    ("case", 1),  # (2024)…执1201号
+    ("case", 2),
+    ("instructions", 1),  # 回复1 K7Q接手
+    ("previous", 1),  # 前一位未应答
+    ("quality", 1),  # （疑似）
+    ("action", 1),
+    ("instructions", 2),
+    ("place", 0),
+)
+
+
+def render_alert(
+    *,
+    plate: str,
+    place: str,
+    observed_at: datetime,
+    case_number: str,
+    action: Action,
+    match_kind: str,
+    score: float,
+    reply_code: str,
+    vehicle: str | None = None,
+    tz: tzinfo = SHANGHAI,
+    max_segments: int = 2,
+) -> str:
+    """The first SMS of a page: a watched vehicle was seen.
+
+    ``【执行查控 K7Q】浙J12345 11-23 02:51 出现在椒江万达广场停车场1号入口。案号(2024)浙1002执1201号，请扣押。
+    回复1 K7Q接手，2 K7Q非本人``
+
+    Args:
+        plate: the watched plate (the entry's, not the camera's read).
+        place: where it was seen (device or lot name); shortened first when space runs out.
+        observed_at: when the camera saw it (aware); shown as ``MM-DD HH:MM`` in ``tz``.
+        case_number: the enforcement case, e.g. ``(2024)浙1002执1201号``.
+        action: ``seize`` (请扣押) or ``locate`` (仅查找位置，勿扣押).
+        match_kind: ``exact``, or how the read differs (``province``, ``ocr``…): anything but ``exact``
+            adds ``疑似，匹配度0.80，需核对``.
+        score: the match score, shown for non-exact matches.
+        reply_code: this page's code for this officer (:func:`reply_code`).
+        vehicle: colour and model, e.g. ``白色 大众帕萨特``; dropped before the case number.
+        tz: the officer's time zone.
+        max_segments: the most SMS parts the text may take.
+
+    Returns:
+        The text, at most ``max_segments`` parts long.
+
+    Raises:
+        ValueError: ``observed_at`` is naive, ``reply_code`` is malformed, or the plate, time and code
+            alone do not fit ``max_segments``.
+    """
+    pieces: list[_Piece] = [
+        _head(reply_code),
+        *_sighting_pieces(
+            plate, observed_at, tz, case_number, action, match_kind, score, vehicle, reply_code
+        ),
+    ]
+    return _fit(pieces, _clean(place), _appeared, _SIGHTING_LADDER, max_segments)
+
+
+def render_escalated(
+    *,
+    previous: str,
+    reason: EscalationReason = "no_answer",
+    plate: str,
+    place: str,
+    observed_at: datetime,
+    case_number: str,
+    action: Action,
+    match_kind: str,
+    score: float,
+    reply_code: str,
+    vehicle: str | None = None,
+    tz: tzinfo = SHANGHAI,
+    max_segments: int = 2,
+) -> str:
+    """The page as sent to the next officer, saying why it reached them.
+
+    ``【执行查控 K7Q】张伟未应答，转您处理：浙J12345 11-23 02:51 出现在…。案号…，请扣押。
+    回复1 K7Q接手，2 K7Q非本人``
+
+    Args:
+        previous: who was paged before (a name or role, e.g. ``张伟``); replaced by ``前一位`` when space
+            runs out.
+        reason: ``no_answer`` (未应答), ``declined`` (无法接手) or ``unreachable`` (短信无法送达).
+        Others: as :func:`render_alert`.
+
+    Returns:
+        The text, at most ``max_segments`` parts long.
+
+    Raises:
+        ValueError: as :func:`render_alert`.
+    """
+    who = _clean(previous)
+    why = _REASONS[reason]
+    pieces: list[_Piece] = [
+        _head(reply_code),
+        (
+            "previous",
+            (f"{who}{why}，转您处理：" if who else f"前一位{why}，转您处理：", f"前一位{why}，转您："),
+        ),
+        *_sighting_pieces(
+            plate, observed_at, tz, case_number, action, match_kind, score, vehicle, reply_code
+        ),
+    ]
+    return _fit(pieces, _clean(place), _appeared, _SIGHTING_LADDER, max_segments)
+
+
+_UPDATE_LADDER: Final = _ladder(("place", _PLACE_MIN), ("instructions", 1), ("instructions", 2), ("place", 0))
+
+
+def render_update(
+    *,
+    event: UpdateEvent,
+    plate: str,
+    place: str,
+    observed_at: datetime,
+    reply_code: str,
+    taken: bool = True,
+    tz: tzinfo = SHANGHAI,
+    max_segments: int = 2,
+) -> str:
+    """News about a page already sent: the vehicle was seen again, or left the lot.
+
+    ``【执行查控 K7Q】更新：浙J12345 11-23 03:10 驶离椒江万达广场停车场。回复3 K7Q已扣押，4 K7Q未找到``
+
+    Args:
+        event: ``seen_again`` (再次出现在 place) or ``left`` (驶离 place).
+        taken: the recipient took the page: the instructions offer 3 (seized) and 4 (not found);
+            otherwise 1 (take) and 2 (decline).
+        Others: as :func:`render_alert`.
+
+    Returns:
+        The text, at most ``max_segments`` parts long.
+
+    Raises:
+        ValueError: as :func:`render_alert`.
+    """
+    verb = "再次出现在" if event == "seen_again" else "驶离"
+    instructions = (
+        (f"回复3 {reply_code}已扣押，4 {reply_code}未找到", f"回复3 {reply_code}已扣押", "")
+        if taken
+        else _take_instructions(reply_code)
+    )
+    pieces: list[_Piece] = [
+        _head(reply_code),
+        "更新：",
+        ("plate", [_clean(plate)]),
+        f" {_when(observed_at, tz)}",
+        _PLACE,
+        ("instructions", instructions),
+    ]
+
+    def place_form(place: str) -> str:
+        return f" {verb}{place}。" if place else f" {'再次出现' if event == 'seen_again' else '已驶离'}。"
+
+    return _fit(pieces, _clean(place), place_form, _UPDATE_LADDER, max_segments)

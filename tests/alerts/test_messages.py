@@ -1,0 +1,302 @@
+"""SMS text: segment counting, rendering within the segment budget, reply codes and reply parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.messages import (
+    CODE_ALPHABET,
+    CODE_SPACE,
+    Reply,
+    StopStart,
+    is_reply_code,
+    parse_reply,
+    render_alert,
+    render_escalated,
+    render_update,
+    reply_code,
+    segments,
+)
+
+SEEN = datetime(2024, 11, 22, 18, 51, tzinfo=UTC)  # 11-23 02:51 in Shanghai
+PLACE = "椒江万达广场停车场1号入口"
+CASE = "(2024)浙1002执1201号"
+
+
+def alert(**overrides: object) -> str:
+    arguments: dict[str, object] = {
+        "plate": "浙J12345",
+        "place": PLACE,
+        "observed_at": SEEN,
+        "case_number": CASE,
+        "action": "seize",
+        "match_kind": "exact",
+        "score": 1.0,
+        "reply_code": "K7Q",
+    }
+    return render_alert(**{**arguments, **overrides})  # type: ignore[arg-type]  # test helper
+
+
+# ------------------------------------------------------------------------------------------- segments
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", 1),
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),  # extension characters take two septets
+        ("€" * 81, 2),
+        ("a" * 152 + "€", 1),
+        ("a" * 159 + "€", 2),
+        ("中" * 70, 1),
+        ("中" * 71, 2),
+        ("中" * 134, 2),
+        ("中" * 135, 3),
+        ("a" * 69 + "中", 1),  # one character outside GSM-7 turns the whole text to UCS-2
+        ("a" * 70 + "中", 2),
+        ("😀" * 35, 1),  # an emoji is two UTF-16 units
+        ("😀" * 36, 2),
+        ("中" * 66 + "😀" + "中" * 67, 3),  # a surrogate pair is never split across parts
+        ("Hello, World! @£$", 1),
+    ],
+)
+def test_segments(text: str, expected: int) -> None:
+    assert segments(text) == expected
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+
+def test_the_alert_reads_as_officers_expect() -> None:
+    assert alert() == (
+        "【执行查控 K7Q】浙J12345 11-23 02:51 出现在椒江万达广场停车场1号入口。"
+        "案号(2024)浙1002执1201号，请扣押。回复1 K7Q接手，2 K7Q非本人"
+    )
+
+
+def test_a_non_exact_match_says_so_with_its_score() -> None:
+    text = alert(match_kind="ocr", score=0.8, action="locate", vehicle="蓝色 比亚迪汉EV")
+
+    assert "疑似，匹配度0.80，需核对" in text
+    assert "仅查找位置，勿扣押" in text
+    assert "蓝色 比亚迪汉EV" in text
+    assert "疑似" not in alert()
+
+
+def test_time_is_shown_in_the_officers_time_zone() -> None:
+    assert "11-22 18:51" in alert(tz=UTC)
+    assert "11-23 02:51" in alert(observed_at=SEEN.astimezone(timezone(timedelta(hours=-5))))
+    with pytest.raises(ValueError, match="aware"):
+        alert(observed_at=datetime(2024, 11, 23, 2, 51))  # noqa: DTZ001  # naive on purpose
+
+
+def test_a_long_place_is_shortened_first() -> None:
+    text = alert(place="椒江区" + "万达广场地下停车场" * 20, vehicle="白色 大众帕萨特")
+
+    assert segments(text) == 2
+    assert "…" in text
+    assert CASE in text
+    assert "白色 大众帕萨特" in text
+    assert "回复1 K7Q接手，2 K7Q非本人" in text
+
+
+def test_one_segment_keeps_plate_time_code_and_some_of_the_place() -> None:
+    text = alert(max_segments=1, vehicle="白色 大众帕萨特", match_kind="province", score=0.9)
+
+    assert segments(text) == 1
+    assert text.startswith("【执行查控 K7Q】浙J12345")
+    assert "11-23 02:51" in text
+    assert "出现在椒江万达广场" in text
+
+
+def test_escalation_names_who_did_not_answer() -> None:
+    text = render_escalated(
+        previous="张伟", reason="no_answer", plate="浙J12345", place=PLACE, observed_at=SEEN,
+        case_number=CASE, action="seize", match_kind="exact", score=1.0, reply_code="K7Q",
+    )  # fmt: skip
+
+    assert text.startswith("【执行查控 K7Q】张伟未应答，转您处理：浙J12345 11-23 02:51")
+    assert segments(text) <= 2
+
+
+def test_updates() -> None:
+    left = render_update(
+        event="left", plate="浙J12345", place="椒江万达广场停车场", observed_at=SEEN, reply_code="K7Q"
+    )
+    again = render_update(
+        event="seen_again",
+        plate="浙J12345",
+        place="路桥银座",
+        observed_at=SEEN,
+        reply_code="K7Q",
+        taken=False,
+    )
+
+    assert (
+        left
+        == "【执行查控 K7Q】更新：浙J12345 11-23 02:51 驶离椒江万达广场停车场。回复3 K7Q已扣押，4 K7Q未找到"
+    )
+    assert "再次出现在路桥银座" in again
+    assert "回复1 K7Q接手" in again
+
+
+def test_a_malformed_code_or_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="reply code"):
+        alert(reply_code="K0Q")
+    with pytest.raises(ValueError, match="max_segments"):
+        alert(max_segments=0)
+
+
+text_pieces = st.text(
+    alphabet=st.sampled_from("椒江万达广场停车场路桥区入口出口号楼ABCDEFGH0123456789()（）-·— 😀€"),
+    max_size=400,
+)
+plates = st.sampled_from(["浙J12345", "浙JD80123", "浙A12345D", "粤B1234港", "京A1234警", "沪A66G88"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    place=text_pieces,
+    case=text_pieces,
+    vehicle=st.none() | text_pieces,
+    plate=plates,
+    kind=st.sampled_from(["exact", "province", "ocr", "ocr_province"]),
+    action=st.sampled_from(["seize", "locate"]),
+    n=st.integers(min_value=0, max_value=10 * CODE_SPACE),
+    max_segments=st.integers(min_value=1, max_value=3),
+)
+def test_every_alert_fits_and_keeps_plate_time_and_code(
+    place: str, case: str, vehicle: str | None, plate: str, kind: str, action: str, n: int, max_segments: int
+) -> None:
+    code = reply_code(n)
+    common = {
+        "plate": plate, "place": place, "observed_at": SEEN, "case_number": case, "action": action,
+        "match_kind": kind, "score": 0.75, "reply_code": code, "vehicle": vehicle,
+        "max_segments": max_segments,
+    }  # fmt: skip
+    texts = [
+        render_alert(**common),  # type: ignore[arg-type]
+        render_escalated(previous="欧阳建国", reason="unreachable", **common),  # type: ignore[arg-type]
+        render_update(
+            event="left",
+            plate=plate,
+            place=place,
+            observed_at=SEEN,
+            reply_code=code,
+            max_segments=max_segments,
+        ),
+    ]
+    for text in texts:
+        assert segments(text) <= max_segments
+        assert text.startswith(f"【执行查控 {code}】")
+        assert plate in text
+        assert "11-23 02:51" in text
+
+
+@settings(max_examples=100, deadline=None)
+@given(place_length=st.integers(0, 300), case_length=st.integers(0, 120))
+def test_long_place_names_and_case_numbers_stay_within_two_segments(
+    place_length: int, case_length: int
+) -> None:
+    place = ("椒江万达广场停车场" * 40)[:place_length]
+    case = ("(2024)浙1002执" + "1" * 200)[:case_length]
+
+    text = alert(place=place, case_number=case, vehicle="白色 大众帕萨特")
+
+    assert segments(text) <= 2
+    assert "回复1 K7Q接手" in text  # the long form's instructions always fit in two segments
+
+
+# ---------------------------------------------------------------------------------------- reply codes
+
+
+def test_codes_are_three_unambiguous_characters_starting_with_a_letter() -> None:
+    codes = [reply_code(n) for n in range(CODE_SPACE)]
+
+    assert len(set(codes)) == CODE_SPACE
+    assert all(len(code) == 3 and code[0].isalpha() and is_reply_code(code) for code in codes)
+    assert not set("".join(codes)) & set("0O1IL")
+    assert set("".join(codes)) == set(CODE_ALPHABET)
+    assert reply_code(CODE_SPACE + 7) == reply_code(7)
+
+
+def test_consecutive_codes_differ_in_every_character() -> None:
+    for n in range(200):
+        a, b = reply_code(n), reply_code(n + 1)
+        assert all(x != y for x, y in zip(a, b, strict=True)), (a, b)
+
+
+def test_a_negative_number_has_no_code() -> None:
+    with pytest.raises(ValueError, match="≥ 0"):
+        reply_code(-1)
+
+
+# -------------------------------------------------------------------------------------------- replies
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 K7Q", Reply("take", "K7Q")),
+        ("1 k7q", Reply("take", "K7Q")),
+        ("１K7Q", Reply("take", "K7Q")),
+        ("１ｋ７ｑ", Reply("take", "K7Q")),
+        ("1k7q", Reply("take", "K7Q")),
+        ("k7q 1", Reply("take", "K7Q")),
+        ("K7Q1", Reply("take", "K7Q")),
+        ("  1，K7Q。", Reply("take", "K7Q")),
+        ("1\u3000K7Q", Reply("take", "K7Q")),  # ideographic space
+        ("2 K7Q", Reply("decline", "K7Q")),
+        ("3-K7Q", Reply("seized", "K7Q")),
+        ("4 K7Q", Reply("not_found", "K7Q")),
+        ("1 K7Q 接手", Reply("take", "K7Q")),
+        ("３　ｋ７ｑ 已扣押", Reply("seized", "K7Q")),
+        ("2 A22", Reply("decline", "A22")),  # a code ending in a digit
+        ("A222", Reply("decline", "A22")),
+        ("STOP", StopStart("stop")),
+        ("stop", StopStart("stop")),
+        ("退订", StopStart("stop")),
+        ("TD", StopStart("stop")),
+        ("Unsubscribe.", StopStart("stop")),
+        ("START", StopStart("start")),
+        ("unstop", StopStart("start")),
+        # Anything else is not an answer.
+        ("1", None),
+        ("K7Q", None),
+        ("5 K7Q", None),
+        ("0 K7Q", None),
+        ("1 K7O", None),  # O is never in a code
+        ("1 KQ", None),
+        ("1 K7QQ", None),
+        ("12 K7Q", None),
+        ("1 K7Q 2", None),
+        ("1 K7Q 非本人", None),  # the words contradict the digit
+        ("1K7Q 不是我", None),
+        ("好的", None),
+        ("", None),
+        ("浙J12345", None),
+    ],
+)
+def test_parse_reply(text: str, expected: Reply | StopStart | None) -> None:
+    assert parse_reply(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, CODE_SPACE - 1), digit=st.sampled_from("1234"), reverse=st.booleans())
+def test_every_code_round_trips_in_both_orders(n: int, digit: str, reverse: bool) -> None:
+    code = reply_code(n)
+    text = f"{code.lower()} {digit}" if reverse else f"{digit}{code}"
+
+    reply = parse_reply(text)
+
+    assert isinstance(reply, Reply)
+    assert reply.code == code
+    assert reply.command == {"1": "take", "2": "decline", "3": "seized", "4": "not_found"}[digit]

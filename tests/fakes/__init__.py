@@ -1,0 +1,1 @@
+"""Test doubles of what lies outside seizewatch: real servers, never mocks."""
