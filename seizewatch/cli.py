@@ -369,6 +369,21 @@ def ingest() -> None:
     uvicorn.run(app, host=settings.ingest.host, port=settings.ingest.port, log_config=None, access_log=False)
 
 
+@cli.command()
+def pager() -> None:
+    """Run the pager: hits → pages → SMS, escalation, status callbacks and replies (SEIZEWATCH_PAGER_PORT)."""
+    import uvicorn
+
+    from alerts.service import build_provider
+    from alerts.webhooks import create_app as create_pager_app
+
+    settings = _settings()
+    app = create_pager_app(
+        settings.kafka, settings.postgres, settings.pager, settings.twilio, build_provider(settings.twilio)
+    )
+    uvicorn.run(app, host=settings.pager.host, port=settings.pager.port, log_config=None, access_log=False)
+
+
 @cli.group()
 def sources() -> None:
     """Feeds allowed to send reads, and their credentials."""
@@ -477,6 +492,17 @@ def demo(reads: int, rate: float) -> None:
 
 def main() -> None:
     cli()
+
+
+def _register_commands() -> None:
+    from seizewatch.backfill_cli import backfill
+    from seizewatch.roster_cli import roster
+
+    cli.add_command(backfill)
+    cli.add_command(roster)
+
+
+_register_commands()
 
 
 if __name__ == "__main__":
