@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.settings import PagerSettings, TwilioSettings
 from connectors.settings import IngestSettings
 from streams.errors import ConfigurationError
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
@@ -53,6 +54,8 @@ class Settings:
     metrics: MetricsSettings
     local: LocalServicesSettings
     ingest: IngestSettings
+    pager: PagerSettings
+    twilio: TwilioSettings
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +73,8 @@ class Settings:
             ("metrics", MetricsSettings),
             ("local", LocalServicesSettings),
             ("ingest", IngestSettings),
+            ("pager", PagerSettings),
+            ("twilio", TwilioSettings),
         ):
             try:
                 pieces[name] = piece()

@@ -73,7 +73,10 @@ async def isolated(services: Settings) -> AsyncIterator[Isolated]:
         await admin.close()
     kafka = KafkaSettings(topic_prefix=f"t{tag}.")
     postgres = PostgresSettings(dsn=dsn)  # type: ignore[arg-type]  # pydantic turns str into SecretStr
-    settings = Settings(kafka, postgres, services.match, services.metrics, services.local, services.ingest)
+    settings = Settings(
+        kafka, postgres, services.match, services.metrics, services.local, services.ingest, services.pager,
+        services.twilio,
+    )  # fmt: skip
     await ensure_topics(kafka)
     conn = await asyncpg.connect(dsn)
     try:

@@ -1,0 +1,40 @@
+"""Prometheus metrics of the pager. No label ever carries a phone number, plate or case number."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PAGES = Counter("seizewatch_pages_total", "Pages opened from hits, or not (with the reason).", ["outcome"])
+NOTIFICATIONS = Counter(
+    "seizewatch_notifications_total",
+    "SMS sends by our outcome: sent, retried, failed, ambiguous, skipped (page no longer open).",
+    ["outcome"],
+)
+DELIVERY = Counter(
+    "seizewatch_notification_status_total", "Provider status callbacks recorded, by status.", ["status"]
+)
+ESCALATIONS = Counter("seizewatch_escalations_total", "Escalation steps run, by step kind.", ["step"])
+ESCALATIONS_EXHAUSTED = Counter(
+    "seizewatch_escalations_exhausted_total", "Pages whose every step ran without anyone taking them."
+)
+UNREACHABLE = Counter(
+    "seizewatch_page_unreachable_total",
+    "Recipients a step could not reach (no phone, SMS disabled, vacancy…).",
+)
+SIGHTING_TO_PROVIDER_SECONDS = Histogram(
+    "seizewatch_sighting_to_sms_accepted_seconds",
+    "From the device's read to the SMS provider accepting the first message of the page.",
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900),
+)
+TIME_TO_ACK_SECONDS = Histogram(
+    "seizewatch_page_time_to_acknowledge_seconds",
+    "From the page opening to someone taking it.",
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+REPLIES = Counter(
+    "seizewatch_replies_total", "Replies and acknowledgements, by outcome.", ["channel", "outcome"]
+)
+OVERDUE_STEPS = Gauge(
+    "seizewatch_escalation_overdue_steps",
+    "Open pages whose next step is more than a minute overdue (a stuck pager).",
+)

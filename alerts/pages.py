@@ -1,0 +1,211 @@
+"""Pages and their escalation: a hit opens a page with a frozen plan; due steps run under row locks.
+
+Every function takes the pager's clock reading (``now``) and passes it into SQL, so a test can drive
+time and two pager processes agree on what is due. A step runs only while its page is open: the check
+and the decision commit together (``FOR UPDATE SKIP LOCKED``), and SMS are sent only afterwards by
+:mod:`alerts.sending`, from notification rows this transaction wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+
+from alerts import metrics
+from alerts.messages import render_alert, render_escalated, reply_code
+from alerts.rosters import Roster
+from alerts.rosterstore import load_roster
+from alerts.routing import Plan, Step, StepKind, plan, resolve
+from streams.db import Connection
+from streams.hits import HitV1
+from streams.matching import MatchKind
+from streams.vehicles import Action
+
+log = logging.getLogger(__name__)
+
+PAGES_CHANNEL = "seizewatch_pages"
+_PAGE_NAMESPACE = uuid.UUID("0c1d9a64-5e12-4c3a-a6ad-9a6e5f3b7a01")
+_NOT_REACHED = ("failed",)
+_UNDELIVERED = ("undelivered", "failed")
+
+
+def page_id_for(hit_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_PAGE_NAMESPACE, str(hit_id))
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPolicy:
+    ack_timeout: timedelta
+
+
+async def open_page(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> bool:
+    """Open the page of a hit (or record why nobody is paged); False when it already existed (a replay)."""
+    frozen = plan(hit, roster, now)
+    state = "open" if frozen.pages else "not_paged"
+    reason = frozen.reason.value if frozen.reason else None
+    inserted = await conn.fetchval(
+        "INSERT INTO pages (page_id, hit_id, entry_id, hit, plan, info_only, state, not_paged_reason,"
+        " next_due_at, sighted_at, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $11)"
+        " ON CONFLICT (hit_id) DO NOTHING RETURNING true",
+        page_id_for(hit.hit_id),
+        hit.hit_id,
+        hit.entry_id,
+        hit.encode().decode(),
+        orjson.dumps(frozen.to_json()).decode(),
+        frozen.info_only,
+        state,
+        reason,
+        now if frozen.pages else None,
+        hit.sighting.observed_at,
+        now,
+    )
+    if inserted:
+        metrics.PAGES.labels("opened" if frozen.pages else f"not_paged_{reason}").inc()
+        await conn.execute(f"NOTIFY {PAGES_CHANNEL}")
+    return bool(inserted)
+
+
+async def run_due_steps(conn: Connection, now: datetime, policy: EscalationPolicy, *, limit: int = 20) -> int:
+    """Run the steps due at ``now`` (each page locked, skipped if another pager holds it); return how many."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT page_id, hit, plan, next_step FROM pages WHERE state = 'open' AND next_due_at <= $1"
+            " ORDER BY next_due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        if not rows:
+            return 0
+        roster = await load_roster(conn)  # who is on duty is resolved when the step runs, not earlier
+        for row in rows:
+            hit = HitV1.model_validate_json(row["hit"])
+            frozen = Plan.from_json(orjson.loads(row["plan"]))
+            await _run_step(conn, row["page_id"], hit, frozen, row["next_step"], roster, now, policy)
+    return len(rows)
+
+
+async def _run_step(
+    conn: Connection,
+    page_id: uuid.UUID,
+    hit: HitV1,
+    frozen: Plan,
+    index: int,
+    roster: Roster,
+    now: datetime,
+    policy: EscalationPolicy,
+) -> None:
+    if index >= len(frozen.steps):
+        await conn.execute(
+            "UPDATE pages SET state = 'exhausted', next_due_at = NULL, updated_at = $2 WHERE page_id = $1",
+            page_id,
+            now,
+        )
+        metrics.ESCALATIONS_EXHAUSTED.inc()
+        log.error("page %s exhausted its escalation: nobody took it", page_id)
+        return
+    step = frozen.steps[index]
+    resolution = resolve(step, roster, now)
+    for who, why in resolution.unreachable:
+        metrics.UNREACHABLE.inc()
+        log.warning("page %s step %d (%s): cannot reach %s: %s", page_id, index, step.kind.value, who, why)
+    previous = await _previous_recipients(conn, page_id, index)
+    for officer in resolution.recipients:
+        code = reply_code(int(await conn.fetchval("SELECT nextval('reply_code_seq')")))
+        await conn.execute(
+            "INSERT INTO notifications (notification_id, page_id, step, officer_id, phone, reply_code, body,"
+            " send_state, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)"
+            " ON CONFLICT (page_id, step, officer_id) DO NOTHING",
+            uuid.uuid4(),
+            page_id,
+            index,
+            officer.officer_id,
+            officer.phone,
+            code,
+            _render(hit, step, code, previous, frozen.info_only),
+            now,
+        )
+    metrics.ESCALATIONS.labels(step.kind.value).inc()
+    # Nobody reachable at this step: go on to the next one at once instead of waiting out the timer.
+    due = now if resolution.nobody else now + policy.ack_timeout
+    await conn.execute(
+        "UPDATE pages SET next_step = $2, next_due_at = $3, updated_at = $4 WHERE page_id = $1",
+        page_id,
+        index + 1,
+        due,
+        now,
+    )
+
+
+async def _previous_recipients(conn: Connection, page_id: uuid.UUID, index: int) -> list[str]:
+    if index == 0:
+        return []
+    return [
+        row["officer_id"]
+        for row in await conn.fetch(
+            "SELECT officer_id FROM notifications WHERE page_id = $1 AND step = $2 ORDER BY officer_id",
+            page_id,
+            index - 1,
+        )
+    ]
+
+
+def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: bool) -> str:
+    s = hit.sighting
+    facts = {
+        "plate": hit.entry_plate,
+        "place": s.device_name or s.device_id,
+        "observed_at": s.observed_at,
+        "case_number": hit.case_number,
+        "action": "locate" if info_only or hit.action is Action.LOCATE else "seize",
+        "match_kind": hit.match_kind.value,
+        "score": hit.score if hit.match_kind is not MatchKind.EXACT else 1.0,
+        "reply_code": code,
+        "vehicle": hit.vehicle or None,
+    }
+    if step.kind is StepKind.FIRST:
+        return render_alert(**facts)  # type: ignore[arg-type]  # the keys are render_alert's parameters
+    return render_escalated(previous="、".join(previous) or "值班人员", **facts)  # type: ignore[arg-type]
+
+
+async def step_out_of_reach(conn: Connection, page_id: uuid.UUID, step: int, now: datetime) -> bool:
+    """If every recipient of the page's current step is out (failed, undelivered or declined), make the
+    next step due now and return True. Escalation is driven by acknowledgement, never by delivery: this
+    only shortens the wait when nobody can possibly answer."""
+    page = await conn.fetchrow("SELECT state, next_step FROM pages WHERE page_id = $1 FOR UPDATE", page_id)
+    if page is None or page["state"] != "open" or page["next_step"] != step + 1:
+        return False
+    rows = await conn.fetch(
+        "SELECT n.officer_id, n.send_state, n.provider_status,"
+        " EXISTS (SELECT 1 FROM page_replies r WHERE r.page_id = n.page_id AND r.officer_id = n.officer_id"
+        "         AND r.outcome = 'declined') AS declined"
+        " FROM notifications n WHERE n.page_id = $1 AND n.step = $2",
+        page_id,
+        step,
+    )
+    out = all(
+        r["send_state"] in _NOT_REACHED or r["provider_status"] in _UNDELIVERED or r["declined"] for r in rows
+    )
+    if rows and out:
+        await conn.execute(
+            "UPDATE pages SET next_due_at = $2, updated_at = $2 WHERE page_id = $1", page_id, now
+        )
+        await conn.execute(f"NOTIFY {PAGES_CHANNEL}")
+        log.info("page %s: nobody at step %d can answer; escalating now", page_id, step)
+        return True
+    return False
+
+
+async def overdue_steps(conn: Connection, now: datetime, grace: timedelta = timedelta(minutes=1)) -> int:
+    """Open pages whose next step should have run more than ``grace`` ago: a stuck pager, said out loud."""
+    count = int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pages WHERE state = 'open' AND next_due_at < $1", now - grace
+        )
+    )
+    metrics.OVERDUE_STEPS.set(count)
+    return count

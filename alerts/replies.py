@@ -1,0 +1,205 @@
+"""What comes back: delivery statuses, officers' SMS replies and API acknowledgements.
+
+A reply counts only from a number on the roster, and only for a page that number was sent (the reply
+code is looked up together with the officer). Everything received is logged in ``page_replies`` with
+its outcome, accepted or not. Answers to input we cannot read are capped (one help text per number per
+10 minutes) so a typo never starts an SMS loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from alerts import metrics
+from alerts.messages import Command, Reply, StopStart, parse_reply
+from alerts.pages import PAGES_CHANNEL, step_out_of_reach
+from alerts.rosters import Officer, Roster
+from alerts.twilio_sms import status_advances, status_is_failure
+from streams.db import Connection
+
+log = logging.getLogger(__name__)
+
+HELP_INTERVAL = timedelta(minutes=10)
+HELP_TEXT = "未识别的回复。请回复 1 加代码 接手，2 加代码 非本人，例如：1 K7Q"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyResult:
+    outcome: str
+    answer: str | None = None  # text to send back, if any
+    page_id: uuid.UUID | None = None
+
+
+async def record_status(
+    conn: Connection, message_id: str, status: str, error_code: str | None, now: datetime
+) -> bool:
+    """Apply a provider status callback; never moves a status backwards, tolerates duplicates.
+
+    Returns True when it changed the notification.
+    """
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT notification_id, page_id, step, provider_status FROM notifications"
+            " WHERE provider_message_id = $1 FOR UPDATE",
+            message_id,
+        )
+        if row is None:
+            log.warning("status %s for unknown message %s", status, message_id)
+            return False
+        if not status_advances(row["provider_status"], status):
+            return False
+        await conn.execute(
+            "UPDATE notifications SET provider_status = $2, error_code = COALESCE($3, error_code),"
+            " status_at = $4 WHERE notification_id = $1",
+            row["notification_id"],
+            status,
+            error_code,
+            now,
+        )
+        metrics.DELIVERY.labels(status).inc()
+        if status_is_failure(status):
+            log.warning("notification %s %s (error %s)", row["notification_id"], status, error_code)
+            await step_out_of_reach(conn, row["page_id"], row["step"], now)
+    return True
+
+
+def officer_by_phone(roster: Roster, phone: str) -> Officer | None:
+    for officer in roster.officers:
+        if officer.phone == phone:
+            return officer
+    return None
+
+
+async def handle_sms(
+    conn: Connection, roster: Roster, from_phone: str, body: str, now: datetime
+) -> ReplyResult:
+    """An inbound SMS: who sent it, what it says, and what it does."""
+    officer = officer_by_phone(roster, from_phone)
+    if officer is None:
+        log.warning("reply from a number not on the roster refused")
+        return await _log(conn, now, "sms", from_phone, None, None, None, body, ReplyResult("unknown_sender"))
+    parsed = parse_reply(body)
+    if isinstance(parsed, StopStart):
+        # The carrier and Twilio act on STOP themselves (later sends fail with 21610 and escalate).
+        return await _log(conn, now, "sms", from_phone, officer.officer_id, None, parsed.kind, body,
+                          ReplyResult(f"keyword_{parsed.kind}"))  # fmt: skip
+    if parsed is None:
+        recent = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM page_replies WHERE from_phone = $1 AND outcome = 'unreadable'"
+            " AND received_at > $2)",
+            from_phone,
+            now - HELP_INTERVAL,
+        )
+        answer = None if recent else HELP_TEXT
+        return await _log(conn, now, "sms", from_phone, officer.officer_id, None, None, body,
+                          ReplyResult("unreadable", answer))  # fmt: skip
+    return await _apply(conn, now, "sms", officer, parsed, body, from_phone)
+
+
+async def handle_api(
+    conn: Connection, roster: Roster, page_id: uuid.UUID, officer_id: str, command: Command, now: datetime
+) -> ReplyResult:
+    """An acknowledgement through the API: the officer must have been paged for this page."""
+    officer = roster.officer(officer_id)
+    code = await conn.fetchval(
+        "SELECT reply_code FROM notifications WHERE page_id = $1 AND officer_id = $2"
+        " ORDER BY step DESC LIMIT 1",
+        page_id,
+        officer_id,
+    )
+    body = f"api {command} {page_id}"
+    if officer is None or code is None:
+        return await _log(conn, now, "api", None, officer_id, None, command, body, ReplyResult("not_yours"))
+    return await _apply(conn, now, "api", officer, Reply(command, code), body, None)
+
+
+async def _apply(
+    conn: Connection,
+    now: datetime,
+    channel: str,
+    officer: Officer,
+    reply: Reply,
+    body: str,
+    phone: str | None,
+) -> ReplyResult:
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT n.page_id, n.step, p.state, p.acknowledged_by, p.created_at,"
+            " p.hit->>'entry_plate' AS plate FROM notifications n JOIN pages p USING (page_id)"
+            " WHERE n.officer_id = $1 AND n.reply_code = $2"
+            " ORDER BY n.created_at DESC LIMIT 1 FOR UPDATE OF p",
+            officer.officer_id,
+            reply.code,
+        )
+        if row is None:
+            mine = ReplyResult("not_yours", f"代码 {reply.code} 不是发给您的页面。")
+            return await _log(conn, now, channel, phone, officer.officer_id, None, reply.command, body, mine)
+        page_id, plate = row["page_id"], row["plate"]
+        if reply.command == "take":
+            result = await _take(conn, now, officer, row, plate)
+        elif reply.command == "decline":
+            result = ReplyResult("declined", f"已记录：{plate} 非本人处理，将通知他人。", page_id)
+            await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
+            await step_out_of_reach(conn, page_id, row["step"], now)
+            return result
+        else:
+            # Seized / not found: recorded for the seizure task; the page itself is settled by taking it.
+            result = ReplyResult(f"reported_{reply.command}", f"已记录 {plate} 的处置结果。", page_id)
+        return await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
+
+
+async def _take(
+    conn: Connection, now: datetime, officer: Officer, row: asyncpg.Record, plate: str
+) -> ReplyResult:
+    page_id = row["page_id"]
+    state = row["state"]
+    if state == "open":
+        await conn.execute(
+            "UPDATE pages SET state = 'acknowledged', acknowledged_by = $2, acknowledged_at = $3,"
+            " next_due_at = NULL, updated_at = $3 WHERE page_id = $1",
+            page_id,
+            officer.officer_id,
+            now,
+        )
+        # Nothing more goes out for this page (the sender skips pending rows of pages no longer open).
+        await conn.execute(f"NOTIFY {PAGES_CHANNEL}")
+        metrics.TIME_TO_ACK_SECONDS.observe(max(0.0, (now - row["created_at"]).total_seconds()))
+        log.info("page %s taken by %s", page_id, officer.officer_id)
+        return ReplyResult("taken", f"已确认：{plate} 由您接手。", page_id)
+    if row["acknowledged_by"] == officer.officer_id:
+        return ReplyResult("already_yours", f"{plate} 已由您接手。", page_id)
+    if state == "acknowledged":
+        return ReplyResult("already_taken", f"{plate} 已由他人接手，无需处理。", page_id)
+    return ReplyResult(f"page_{state}", f"{plate} 的查控已结束（{state}）。", page_id)
+
+
+async def _log(
+    conn: Connection,
+    now: datetime,
+    channel: str,
+    phone: str | None,
+    officer_id: str | None,
+    page_id: uuid.UUID | None,
+    command: str | None,
+    body: str,
+    result: ReplyResult,
+) -> ReplyResult:
+    await conn.execute(
+        "INSERT INTO page_replies (received_at, channel, from_phone, officer_id, page_id, command, body,"
+        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        now,
+        channel,
+        phone,
+        officer_id,
+        page_id,
+        command,
+        body[:500],
+        result.outcome,
+    )
+    metrics.REPLIES.labels(channel, result.outcome).inc()
+    return result

@@ -1,0 +1,190 @@
+"""The pager process: hits in from Kafka, pages and escalations in PostgreSQL, SMS out, replies back.
+
+Any number of pager processes may run: hits are shared by a consumer group, due steps and pending
+sends are claimed with ``FOR UPDATE SKIP LOCKED``, and every side effect has its key in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from alerts import sending
+from alerts.pages import PAGES_CHANNEL, EscalationPolicy, open_page, overdue_steps, run_due_steps
+from alerts.rosterstore import load_roster
+from alerts.settings import PagerSettings, TwilioSettings
+from alerts.sms import ConsoleSms, SmsProvider
+from streams import db
+from streams.errors import ConfigurationError
+from streams.hits import HitV1
+from streams.settings import KafkaSettings, PostgresSettings
+from streams.topics import HITS
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_provider(twilio: TwilioSettings) -> SmsProvider:
+    """Twilio when configured, else the console sender (what would be sent, printed)."""
+    if not twilio.configured:
+        log.warning("no SMS provider configured: pages are printed, not sent")
+        return ConsoleSms()
+    from alerts.twilio_sms import TwilioSms
+
+    if twilio.account_sid is None or twilio.auth_token is None or twilio.sender is None:
+        raise ConfigurationError("incomplete SEIZEWATCH_TWILIO_* settings")  # settings refuse this already
+    return TwilioSms(
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token,
+        sender=twilio.sender,
+        api_base_url=twilio.api_base_url,
+        timeout_s=twilio.timeout_s,
+    )
+
+
+@dataclass
+class Pager:
+    """The pager's loops over one pool; each ``*_once`` is one round, for loops and for tests."""
+
+    pool: asyncpg.Pool
+    provider: SmsProvider
+    settings: PagerSettings
+    dsn: str  # for the connection that listens for wake-ups
+    clock: Clock = utc_now
+
+    @property
+    def escalation(self) -> EscalationPolicy:
+        return EscalationPolicy(ack_timeout=timedelta(seconds=self.settings.ack_timeout_s))
+
+    @property
+    def send_policy(self) -> sending.SendPolicy:
+        return sending.SendPolicy(
+            max_attempts=self.settings.max_send_attempts,
+            validity_period_s=self.settings.validity_period_s,
+            status_callback_url=self.settings.public_url.rstrip("/") + "/twilio/status",
+        )
+
+    async def take_hit(self, hit: HitV1) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            roster = await load_roster(conn)
+            return await open_page(conn, hit, roster, self.clock())
+
+    async def escalate_once(self) -> int:
+        async with self.pool.acquire() as conn:
+            ran = await run_due_steps(conn, self.clock(), self.escalation)
+            await overdue_steps(conn, self.clock())
+            return ran
+
+    async def send_once(self) -> int:
+        async with self.pool.acquire() as conn:
+            await sending.recover_interrupted(conn, self.clock(), self.send_policy)
+            claimed = await sending.claim(conn, self.clock())
+        for item in claimed:
+            outcome = await sending.send(self.provider, item, self.send_policy)
+            async with self.pool.acquire() as conn:
+                await sending.record(conn, self.provider.name, item, outcome, self.clock(), self.send_policy)
+        return len(claimed)
+
+    async def run_loops(self) -> None:
+        """Escalate and send until cancelled; woken early by PostgreSQL notifications."""
+        wake = asyncio.Event()
+        listener: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        await listener.add_listener(PAGES_CHANNEL, lambda *_: wake.set())
+        try:
+            while True:
+                try:
+                    busy = await self.escalate_once() + await self.send_once()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("pager round failed: %s; retrying", exc)
+                    busy = 0
+                    await asyncio.sleep(2)
+                if not busy:
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.settings.poll_interval_s)
+        finally:
+            await listener.close()
+
+
+async def consume_hits(pager: Pager, kafka: KafkaSettings) -> None:
+    """Open a page per hit; offsets are committed only after the pages are in PostgreSQL."""
+    consumer = AIOKafkaConsumer(
+        kafka.topic(HITS),
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=f"{kafka.topic_prefix}seizewatch-pager",
+        client_id=f"{kafka.client_id}-pager",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=200)
+            for records in batch.values():
+                for record in records:
+                    await _take_with_retry(
+                        pager, record.value, f"{record.topic}/{record.partition}/{record.offset}"
+                    )
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def _take_with_retry(pager: Pager, raw: bytes, origin: str) -> None:
+    try:
+        hit = HitV1.model_validate_json(raw)
+    except ValidationError:
+        # Written by our own matcher: a hit we cannot read is a bug to fix, said loudly, never paged.
+        log.exception("unreadable hit at %s skipped", origin)
+        return
+    delay = 0.5
+    while True:
+        try:
+            await pager.take_hit(hit)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot open the page of hit %s: %s; retrying in %.1f s", hit.hit_id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+        else:
+            return
+
+
+@contextlib.asynccontextmanager
+async def running(
+    kafka: KafkaSettings,
+    postgres: PostgresSettings,
+    settings: PagerSettings,
+    provider: SmsProvider,
+    *,
+    clock: Clock = utc_now,
+    consume: bool = True,
+) -> AsyncIterator[Pager]:
+    """A pager with its loops running in the background, stopped on exit."""
+    async with db.pool(postgres) as pool:
+        async with pool.acquire() as conn:
+            await db.migrate(conn)
+        pager = Pager(pool, provider, settings, postgres.dsn.get_secret_value(), clock)
+        tasks = [asyncio.create_task(pager.run_loops(), name="pager-loops")]
+        if consume:
+            tasks.append(asyncio.create_task(consume_hits(pager, kafka), name="pager-hits"))
+        try:
+            yield pager
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await provider.close()

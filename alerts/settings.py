@@ -1,0 +1,52 @@
+"""``SEIZEWATCH_PAGER_*`` and ``SEIZEWATCH_TWILIO_*``: who is paged how fast, and through which gateway."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PagerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_PAGER_", frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8471, ge=0, le=65535)
+    # The address the SMS provider calls back (status callbacks, inbound replies): what it signs.
+    public_url: str = "http://127.0.0.1:8471"
+    # No acknowledgement within this long → the next escalation step.
+    ack_timeout_s: int = Field(default=300, ge=5, le=3600)
+    # Pages waiting at the provider expire after this long (Twilio validity period, 1..36000 s), so a page
+    # never arrives after someone else took the car.
+    validity_period_s: int = Field(default=600, ge=1, le=36000)
+    max_send_attempts: int = Field(default=5, ge=1, le=20)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Bearer token of the acknowledgement API (command centre integrations). Unset: the API refuses.
+    api_token: SecretStr | None = None
+
+
+class TwilioSettings(BaseSettings):
+    """Unset account: the console sender prints what would be sent (the demo)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_TWILIO_", frozen=True, extra="forbid")
+
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    # A sending number (E.164) or a Messaging Service SID (MG…).
+    sender: str | None = None
+    # Another Messages API endpoint (a regional edge or a local test server); Twilio's own when unset.
+    api_base_url: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TwilioSettings:
+        given = [self.account_sid is not None, self.auth_token is not None, self.sender is not None]
+        if any(given) and not all(given):
+            raise ValueError(
+                "set SEIZEWATCH_TWILIO_ACCOUNT_SID, SEIZEWATCH_TWILIO_AUTH_TOKEN and "
+                "SEIZEWATCH_TWILIO_SENDER together (or none, for the console sender)"
+            )
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.account_sid is not None

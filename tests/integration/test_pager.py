@@ -1,0 +1,228 @@
+"""The pager end to end: hits from Kafka, rosters and pages in PostgreSQL, SMS through the real twilio
+client to a fake Twilio over HTTP, signed callbacks and replies back, time driven by the test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest
+
+from alerts.pages import page_id_for
+from streams.vehicles import Priority
+from tests.conftest import Isolated, eventually
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.pager_support import (
+    API_TOKEN,
+    HUANGYAN,
+    Clock,
+    RunningPager,
+    import_example_roster,
+    make_hit,
+    publish,
+    serve_pager,
+)
+
+pytestmark = pytest.mark.integration
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)  # group jj-2 on duty (handoff 08:30, 22 days in)
+NIGHT = datetime(2026, 11, 23, 22, 0, tzinfo=SHANGHAI)
+PHONE = {
+    "jj-l2": "+8613800001021", "jj-j2": "+8613800001022", "jj-p2": "+8613800001023",
+    "jj-chief": "+8613800001000", "st-baiyun": "+8613800003001", "hy-j2": "+8613800002022",
+}  # fmt: skip
+TIMEOUT = timedelta(seconds=61)  # past the 60 s acknowledgement timeout
+
+
+@pytest.fixture(scope="module")
+async def pager(isolated: Isolated) -> AsyncIterator[RunningPager]:
+    await import_example_roster(isolated.settings.postgres.dsn.get_secret_value())
+    async with FakeTwilio() as fake, serve_pager(isolated, fake, Clock(DAY)) as running:
+        yield running
+
+
+async def db(isolated: Isolated) -> asyncpg.Connection:
+    return await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+
+
+async def notifications(isolated: Isolated, page_id: uuid.UUID) -> list[asyncpg.Record]:
+    conn = await db(isolated)
+    try:
+        return await conn.fetch(
+            "SELECT * FROM notifications WHERE page_id = $1 ORDER BY step, officer_id", page_id
+        )
+    finally:
+        await conn.close()
+
+
+async def page_row(isolated: Isolated, page_id: uuid.UUID) -> asyncpg.Record:
+    conn = await db(isolated)
+    try:
+        row = await conn.fetchrow("SELECT * FROM pages WHERE page_id = $1", page_id)
+        assert row is not None
+        return row
+    finally:
+        await conn.close()
+
+
+async def sent_at_step(isolated: Isolated, page_id: uuid.UUID, step: int, count: int) -> list[asyncpg.Record]:
+    """Wait until ``count`` notifications of ``step`` were accepted by the provider."""
+
+    async def probe() -> list[asyncpg.Record]:
+        return [n for n in await notifications(isolated, page_id) if n["step"] == step]
+
+    return await eventually(
+        probe, lambda rows: len(rows) == count and all(r["send_state"] == "sent" for r in rows)
+    )
+
+
+def texts_to(fake: FakeTwilio, code: str) -> list[str]:
+    """Numbers the fake Twilio was asked to text a message carrying ``code``."""
+    return [m.to for m in fake.messages.values() if code in m.body]
+
+
+async def start(pager: RunningPager, isolated: Isolated, at: datetime, plate: str, **kw: object) -> uuid.UUID:
+    pager.clock.now = at
+    hit = await make_hit(isolated, plate=plate, observed_at=at - timedelta(seconds=30), **kw)  # type: ignore[arg-type]
+    await publish(isolated, hit)
+    return page_id_for(hit.hit_id)
+
+
+async def test_day_hit_pages_the_on_duty_judge_and_judicial_police(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await start(pager, isolated, DAY, "浙J10001")
+    rows = await sent_at_step(isolated, page_id, 0, 2)
+    assert {r["officer_id"] for r in rows} == {"jj-j2", "jj-p2"}
+    for r in rows:
+        [message] = [m for m in pager.fake.messages.values() if m.sid == r["provider_message_id"]]
+        assert message.to == PHONE[r["officer_id"]]
+        assert "浙J10001" in message.body
+        assert r["reply_code"] in message.body
+        assert message.status_callback == f"{pager.url}/twilio/status"
+        assert message.validity_period == 600
+    # Signed status callbacks: recorded, de-duplicated, never moved backwards.
+    sid = rows[0]["provider_message_id"]
+    assert (await pager.fake.deliver(sid, "delivered")).status_code == 204
+    assert (await pager.fake.deliver(sid, "sent")).status_code == 204  # late and out of order
+    updated = {n["provider_message_id"]: n for n in await notifications(isolated, page_id)}
+    assert updated[sid]["provider_status"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [(Priority.NORMAL, {"st-baiyun"}), (Priority.URGENT, {"st-baiyun", "jj-j2", "jj-p2"})],
+)
+async def test_night_hit_goes_to_the_police_station_and_wakes_the_court_only_when_urgent(
+    pager: RunningPager, isolated: Isolated, priority: Priority, expected: set[str]
+) -> None:
+    page_id = await start(pager, isolated, NIGHT, f"浙J2000{len(expected)}", priority=priority)
+    rows = await sent_at_step(isolated, page_id, 0, len(expected))
+    assert {r["officer_id"] for r in rows} == expected
+
+
+async def test_another_courts_vehicle_seen_here_tells_both_courts(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await start(pager, isolated, DAY, "浙J30001", court=HUANGYAN)
+    rows = await sent_at_step(isolated, page_id, 0, 4)
+    officers = {r["officer_id"] for r in rows}
+    assert {"jj-j2", "jj-p2"} <= officers  # where it was seen
+    assert {o[:3] for o in officers} == {"jj-", "hy-"}  # and the court that sealed it
+
+
+async def test_unanswered_page_escalates_step_by_step_then_is_exhausted(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await start(pager, isolated, DAY, "浙J40001")
+    await sent_at_step(isolated, page_id, 0, 2)
+    pager.clock.advance(TIMEOUT)
+    assert {r["officer_id"] for r in await sent_at_step(isolated, page_id, 1, 1)} == {"jj-l2"}
+    pager.clock.advance(TIMEOUT)
+    assert {r["officer_id"] for r in await sent_at_step(isolated, page_id, 2, 1)} == {"jj-chief"}
+    pager.clock.advance(TIMEOUT)
+    assert {r["officer_id"] for r in await sent_at_step(isolated, page_id, 3, 3)} == {
+        "jj-l2",
+        "jj-j2",
+        "jj-p2",
+    }
+    pager.clock.advance(TIMEOUT)
+    row = await eventually(lambda: page_row(isolated, page_id), lambda r: r["state"] == "exhausted")
+    assert row["next_due_at"] is None
+    # Each step texted each of its people once, and nothing was texted twice.
+    codes = [n["reply_code"] for n in await notifications(isolated, page_id)]
+    assert all(len(texts_to(pager.fake, code)) == 1 for code in codes)
+
+
+async def test_an_sms_reply_takes_the_page_and_escalation_stops(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await start(pager, isolated, DAY, "浙J50001")
+    rows = {r["officer_id"]: r for r in await sent_at_step(isolated, page_id, 0, 2)}
+    inbound = f"{pager.url}/twilio/inbound"
+    code = rows["jj-j2"]["reply_code"]
+
+    forged = await pager.fake.inbound(inbound, PHONE["jj-j2"], f"1 {code}", forged=True)
+    assert forged.status_code == 403
+    stranger = await pager.fake.inbound(inbound, "+8613999999999", f"1 {code}")
+    assert stranger.status_code == 200
+    assert "<Message>" not in stranger.text  # no answer to strangers
+    not_theirs = await pager.fake.inbound(inbound, PHONE["jj-p2"], f"1 {code}")  # the judge's code
+    assert "不是发给您" in not_theirs.text
+
+    taken = await pager.fake.inbound(inbound, PHONE["jj-j2"], f"１ {code.lower()}")  # full-width, lower case
+    assert taken.status_code == 200
+    assert "已确认" in taken.text
+    row = await page_row(isolated, page_id)
+    assert (row["state"], row["acknowledged_by"]) == ("acknowledged", "jj-j2")
+    pager.clock.advance(TIMEOUT * 3)
+    await sent_at_step(isolated, page_id, 0, 2)  # still only step 0 …
+    other = await sent_at_step(isolated, (await start(pager, isolated, pager.clock.now, "浙J50002")), 0, 2)
+    assert other  # … while the pager kept working on other pages
+    assert {r["step"] for r in await notifications(isolated, page_id)} == {0}
+
+
+async def test_acknowledgement_api(pager: RunningPager, isolated: Isolated) -> None:
+    page_id = await start(pager, isolated, DAY, "浙J60001")
+    await sent_at_step(isolated, page_id, 0, 2)
+    async with httpx.AsyncClient(base_url=pager.url) as client:
+        url = f"/api/v1/pages/{page_id}/acknowledge"
+        assert (await client.post(url, json={"officer_id": "jj-p2"})).status_code == 401
+        auth = {"Authorization": f"Bearer {API_TOKEN}"}
+        assert (await client.post(url, json={"officer_id": "jj-chief"}, headers=auth)).status_code == 403
+        ok = await client.post(url, json={"officer_id": "jj-p2"}, headers=auth)
+        assert (ok.status_code, ok.json()["outcome"]) == (200, "taken")
+        late = await client.post(url, json={"officer_id": "jj-j2"}, headers=auth)
+        assert (late.status_code, late.json()["outcome"]) == (409, "already_taken")
+        view = (await client.get(f"/api/v1/pages/{page_id}", headers=auth)).json()
+    assert (view["state"], view["acknowledged_by"]) == ("acknowledged", "jj-p2")
+
+
+async def test_the_same_hit_twice_pages_once(pager: RunningPager, isolated: Isolated) -> None:
+    pager.clock.now = DAY
+    hit = await make_hit(isolated, plate="浙J70001", observed_at=DAY - timedelta(seconds=30))
+    await publish(isolated, hit)
+    await publish(isolated, hit)  # Kafka redelivery after a crash looks exactly like this
+    page_id = page_id_for(hit.hit_id)
+    rows = await sent_at_step(isolated, page_id, 0, 2)
+    conn = await db(isolated)
+    try:
+        pages = await conn.fetchval("SELECT count(*) FROM pages WHERE hit_id = $1", hit.hit_id)
+    finally:
+        await conn.close()
+    assert pages == 1
+    assert all(len(texts_to(pager.fake, r["reply_code"])) == 1 for r in rows)
+
+
+async def test_a_permanent_error_escalates_at_once(pager: RunningPager, isolated: Isolated) -> None:
+    pager.fake.fail_next(400, 21211, "The 'To' number is not a valid phone number.", times=2)
+    page_id = await start(pager, isolated, DAY, "浙J80001")
+    # No clock advance: both first recipients failed for good, so the group leader is paged now.
+    await sent_at_step(isolated, page_id, 1, 1)
+    failed = [n for n in await notifications(isolated, page_id) if n["step"] == 0]
+    assert {(n["send_state"], n["error_code"]) for n in failed} == {("failed", "21211")}
