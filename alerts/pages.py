@@ -17,7 +17,7 @@ import orjson
 
 from alerts import metrics
 from alerts.messages import render_alert, render_escalated, reply_code
-from alerts.rosters import Roster
+from alerts.rosters import Officer, Roster
 from alerts.rosterstore import load_roster
 from alerts.routing import Plan, Step, StepKind, plan, resolve
 from streams.db import Connection
@@ -49,8 +49,8 @@ async def open_page(conn: Connection, hit: HitV1, roster: Roster, now: datetime)
     reason = frozen.reason.value if frozen.reason else None
     inserted = await conn.fetchval(
         "INSERT INTO pages (page_id, hit_id, entry_id, hit, plan, info_only, state, not_paged_reason,"
-        " next_due_at, sighted_at, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $11)"
+        " next_due_at, sighted_at, created_at, updated_at, notice_due_at)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $11, $12)"
         " ON CONFLICT (hit_id) DO NOTHING RETURNING true",
         page_id_for(hit.hit_id),
         hit.hit_id,
@@ -63,6 +63,7 @@ async def open_page(conn: Connection, hit: HitV1, roster: Roster, now: datetime)
         now if frozen.pages else None,
         hit.sighting.observed_at,
         now,
+        frozen.deferred_until if frozen.pages and frozen.deferred else None,
     )
     if inserted:
         metrics.PAGES.labels("opened" if frozen.pages else f"not_paged_{reason}").inc()
@@ -86,6 +87,39 @@ async def run_due_steps(conn: Connection, now: datetime, policy: EscalationPolic
             hit = HitV1.model_validate_json(row["hit"])
             frozen = Plan.from_json(orjson.loads(row["plan"]))
             await _run_step(conn, row["page_id"], hit, frozen, row["next_step"], roster, now, policy)
+    return len(rows)
+
+
+NOTICE_STEP = -1  # notifications of the morning notice, apart from the escalation steps
+
+
+async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -> int:
+    """Tell the courts that were not woken at night, when the night ends (whatever became of the page:
+    the station may hold the car, and the court must take it over)."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT page_id, hit, plan FROM pages"
+            " WHERE notice_due_at <= $1 AND state IN ('open', 'acknowledged')"
+            " ORDER BY notice_due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        if not rows:
+            return 0
+        roster = await load_roster(conn)
+        for row in rows:
+            frozen = Plan.from_json(orjson.loads(row["plan"]))
+            hit = HitV1.model_validate_json(row["hit"])
+            notice = Step(StepKind.FIRST, frozen.deferred)
+            resolution = resolve(notice, roster, now)
+            for who, why in resolution.unreachable:
+                metrics.UNREACHABLE.inc()
+                log.warning("page %s morning notice: cannot reach %s: %s", row["page_id"], who, why)
+            await _notify(
+                conn, row["page_id"], NOTICE_STEP, resolution.recipients, hit, notice, [], frozen, now
+            )
+            await conn.execute("UPDATE pages SET notice_due_at = NULL WHERE page_id = $1", row["page_id"])
+            metrics.ESCALATIONS.labels("morning_notice").inc()
     return len(rows)
 
 
@@ -114,7 +148,32 @@ async def _run_step(
         metrics.UNREACHABLE.inc()
         log.warning("page %s step %d (%s): cannot reach %s: %s", page_id, index, step.kind.value, who, why)
     previous = await _previous_recipients(conn, page_id, index)
-    for officer in resolution.recipients:
+    await _notify(conn, page_id, index, resolution.recipients, hit, step, previous, frozen, now)
+    metrics.ESCALATIONS.labels(step.kind.value).inc()
+    # Nobody reachable at this step: go on to the next one at once instead of waiting out the timer.
+    due = now if resolution.nobody else now + policy.ack_timeout
+    await conn.execute(
+        "UPDATE pages SET next_step = $2, next_due_at = $3, updated_at = $4 WHERE page_id = $1",
+        page_id,
+        index + 1,
+        due,
+        now,
+    )
+
+
+async def _notify(
+    conn: Connection,
+    page_id: uuid.UUID,
+    index: int,
+    recipients: tuple[Officer, ...],
+    hit: HitV1,
+    step: Step,
+    previous: list[str],
+    frozen: Plan,
+    now: datetime,
+) -> None:
+    """One pending notification per recipient, committed with the decision; the sender does the rest."""
+    for officer in recipients:
         code = reply_code(int(await conn.fetchval("SELECT nextval('reply_code_seq')")))
         await conn.execute(
             "INSERT INTO notifications (notification_id, page_id, step, officer_id, phone, reply_code, body,"
@@ -129,16 +188,6 @@ async def _run_step(
             _render(hit, step, code, previous, frozen.info_only),
             now,
         )
-    metrics.ESCALATIONS.labels(step.kind.value).inc()
-    # Nobody reachable at this step: go on to the next one at once instead of waiting out the timer.
-    due = now if resolution.nobody else now + policy.ack_timeout
-    await conn.execute(
-        "UPDATE pages SET next_step = $2, next_due_at = $3, updated_at = $4 WHERE page_id = $1",
-        page_id,
-        index + 1,
-        due,
-        now,
-    )
 
 
 async def _previous_recipients(conn: Connection, page_id: uuid.UUID, index: int) -> list[str]:

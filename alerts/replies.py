@@ -18,7 +18,7 @@ import asyncpg
 from alerts import metrics
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
-from alerts.rosters import Officer, Roster
+from alerts.rosters import Officer, Role, Roster
 from alerts.twilio_sms import status_advances, status_is_failure
 from streams.db import Connection
 
@@ -98,7 +98,7 @@ async def handle_sms(
         answer = None if recent else HELP_TEXT
         return await _log(conn, now, "sms", from_phone, officer.officer_id, None, None, body,
                           ReplyResult("unreadable", answer))  # fmt: skip
-    return await _apply(conn, now, "sms", officer, parsed, body, from_phone)
+    return await _apply(conn, roster, now, "sms", officer, parsed, body, from_phone)
 
 
 async def handle_api(
@@ -115,11 +115,12 @@ async def handle_api(
     body = f"api {command} {page_id}"
     if officer is None or code is None:
         return await _log(conn, now, "api", None, officer_id, None, command, body, ReplyResult("not_yours"))
-    return await _apply(conn, now, "api", officer, Reply(command, code), body, None)
+    return await _apply(conn, roster, now, "api", officer, Reply(command, code), body, None)
 
 
 async def _apply(
     conn: Connection,
+    roster: Roster,
     now: datetime,
     channel: str,
     officer: Officer,
@@ -141,7 +142,7 @@ async def _apply(
             return await _log(conn, now, channel, phone, officer.officer_id, None, reply.command, body, mine)
         page_id, plate = row["page_id"], row["plate"]
         if reply.command == "take":
-            result = await _take(conn, now, officer, row, plate)
+            result = await _take(conn, roster, now, officer, row, plate)
         elif reply.command == "decline":
             result = ReplyResult("declined", f"已记录：{plate} 非本人处理，将通知他人。", page_id)
             await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
@@ -154,7 +155,7 @@ async def _apply(
 
 
 async def _take(
-    conn: Connection, now: datetime, officer: Officer, row: asyncpg.Record, plate: str
+    conn: Connection, roster: Roster, now: datetime, officer: Officer, row: asyncpg.Record, plate: str
 ) -> ReplyResult:
     page_id = row["page_id"]
     state = row["state"]
@@ -173,6 +174,22 @@ async def _take(
         return ReplyResult("taken", f"已确认：{plate} 由您接手。", page_id)
     if row["acknowledged_by"] == officer.officer_id:
         return ReplyResult("already_yours", f"{plate} 已由您接手。", page_id)
+    holder = roster.officer(row["acknowledged_by"]) if row["acknowledged_by"] else None
+    if (
+        state == "acknowledged"
+        and holder is not None
+        and holder.role is Role.STATION_DUTY
+        and (officer.role is not Role.STATION_DUTY)
+    ):
+        # The police station held the vehicle overnight; the court now takes it over.
+        await conn.execute(
+            "UPDATE pages SET acknowledged_by = $2, updated_at = $3 WHERE page_id = $1",
+            page_id,
+            officer.officer_id,
+            now,
+        )
+        log.info("page %s taken over from the station by %s", page_id, officer.officer_id)
+        return ReplyResult("taken_over", f"已确认：{plate} 由您从派出所接手。", page_id)
     if state == "acknowledged":
         return ReplyResult("already_taken", f"{plate} 已由他人接手，无需处理。", page_id)
     return ReplyResult(f"page_{state}", f"{plate} 的查控已结束（{state}）。", page_id)

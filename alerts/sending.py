@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts import metrics
-from alerts.pages import step_out_of_reach
+from alerts.pages import NOTICE_STEP, step_out_of_reach
 from alerts.sms import OutgoingSms, SentSms, SmsError, SmsProvider
 from streams.db import Connection
 
@@ -47,16 +47,19 @@ async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Cla
     """Claim due notifications of open pages; those of pages no longer open are skipped for good."""
     async with conn.transaction():
         rows = await conn.fetch(
-            "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts, p.state, p.sighted_at"
+            "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts, p.state, p.sighted_at,"
+            " (n.step = $3 AND p.state = 'acknowledged') AS notice_after_take"
             " FROM notifications n JOIN pages p USING (page_id)"
             " WHERE n.send_state = 'pending' AND n.next_attempt_at <= $1"
             " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED",
             now,
             limit,
+            NOTICE_STEP,
         )
         claimed: list[Claimed] = []
         for row in rows:
-            if row["state"] != "open":  # taken or cancelled meanwhile: nothing more goes out for it
+            # Taken or cancelled meanwhile: nothing more goes out, but for the court's morning notice.
+            if row["state"] != "open" and not row["notice_after_take"]:
                 await conn.execute(
                     "UPDATE notifications SET send_state = 'skipped' WHERE notification_id = $1",
                     row["notification_id"],

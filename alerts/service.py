@@ -18,7 +18,14 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from alerts import sending
-from alerts.pages import PAGES_CHANNEL, EscalationPolicy, open_page, overdue_steps, run_due_steps
+from alerts.pages import (
+    PAGES_CHANNEL,
+    EscalationPolicy,
+    open_page,
+    overdue_steps,
+    run_due_notices,
+    run_due_steps,
+)
 from alerts.rosterstore import load_roster
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.sms import ConsoleSms, SmsProvider
@@ -85,6 +92,7 @@ class Pager:
     async def escalate_once(self) -> int:
         async with self.pool.acquire() as conn:
             ran = await run_due_steps(conn, self.clock(), self.escalation)
+            ran += await run_due_notices(conn, self.clock())
             await overdue_steps(conn, self.clock())
             return ran
 

@@ -118,9 +118,12 @@ def create_app(
             )
         if result.outcome == "not_yours":
             status = 403
-        elif result.outcome in {"taken", "declined", "already_yours"} or result.outcome.startswith(
-            "reported_"
-        ):
+        elif result.outcome in {
+            "taken",
+            "taken_over",
+            "declined",
+            "already_yours",
+        } or result.outcome.startswith("reported_"):
             status = 200
         else:
             status = 409  # taken by someone else, or the page is over

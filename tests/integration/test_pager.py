@@ -226,3 +226,22 @@ async def test_a_permanent_error_escalates_at_once(pager: RunningPager, isolated
     await sent_at_step(isolated, page_id, 1, 1)
     failed = [n for n in await notifications(isolated, page_id) if n["step"] == 0]
     assert {(n["send_state"], n["error_code"]) for n in failed} == {("failed", "21211")}
+
+
+async def test_the_court_is_told_when_the_night_ends_and_takes_over_from_the_station(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await start(pager, isolated, NIGHT, "浙J90009")
+    [station] = await sent_at_step(isolated, page_id, 0, 1)
+    assert station["officer_id"] == "st-baiyun"
+    inbound = f"{pager.url}/twilio/inbound"
+    held = await pager.fake.inbound(inbound, PHONE["st-baiyun"], f"1 {station['reply_code']}")
+    assert "已确认" in held.text
+    pager.clock.now = NIGHT + timedelta(hours=10, minutes=1)  # 08:01 the next morning
+    notices = await sent_at_step(isolated, page_id, -1, 2)
+    assert {n["officer_id"] for n in notices} == {"jj-j2", "jj-p2"}  # the court's duty, never woken at night
+    judge = next(n for n in notices if n["officer_id"] == "jj-j2")
+    taken = await pager.fake.inbound(inbound, PHONE["jj-j2"], f"1 {judge['reply_code']}")
+    assert "从派出所接手" in taken.text
+    row = await page_row(isolated, page_id)
+    assert (row["state"], row["acknowledged_by"], row["notice_due_at"]) == ("acknowledged", "jj-j2", None)
