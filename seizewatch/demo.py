@@ -23,14 +23,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.table import Table
 
+from alerts.rosterstore import import_roster, load_roster, parse_document
 from connectors.auth import API_KEY_HEADER, source_secret
-from connectors.records import SHANGHAI
 from connectors.registry import AuthMethod, Connector, add_source, upsert_devices
 from connectors.simulator import (
     TAIZHOU_DEVICES,
@@ -47,11 +49,12 @@ from seizewatch.settings import Settings
 from streams import db, watchstore
 from streams.errors import InvalidInput
 from streams.hits import HitV1
-from streams.matching import MatchKind
 from streams.topics import HITS, ensure_topics
 from streams.vehicles import Action, PlateColour, Priority
 
-DEMO_COURT = "台州市椒江区人民法院(演示)"
+DEMO_COURT = "台州市椒江区人民法院"  # a court of the example roster (deploy/examples/roster.json)
+DEMO_NOTE = "seizewatch demo"  # marks the demo's own watch entries, released at the next run
+ROSTER = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "roster.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +82,6 @@ WATCHED = (
             "红色 丰田凯美瑞", "浙J77777", False),  # released before it shows up
 )  # fmt: skip
 
-_KIND_ZH = {
-    MatchKind.EXACT: "",
-    MatchKind.PROVINCE: "（省份字识别不同，需目视核对）",
-    MatchKind.OCR: "（字符疑似误识，需目视核对）",
-    MatchKind.OCR_PROVINCE: "（疑似误识，需目视核对）",
-}
-_ACTION_ZH = {Action.SEIZE: "请扣押", Action.LOCATE: "仅查找位置", Action.SOFT_SEAL: "活封车辆，仅记录"}
-
-
-def sms_draft(hit: HitV1) -> str:
-    """The text an officer would get (the alerts issue sizes it for SMS segments and adds reply codes)."""
-    s = hit.sighting
-    place = s.device_name or s.device_id
-    at = s.observed_at.astimezone(SHANGHAI).strftime("%H:%M")
-    return (
-        f"【执行查控】{hit.entry_plate}{_KIND_ZH[hit.match_kind]} {at} 出现在{place}。"
-        f"案号{hit.case_number}，{_ACTION_ZH[hit.action]}。"
-    )
-
 
 def run_demo(settings: Settings, *, reads: int, rate: float, console: Console) -> int:
     """Run the whole demo; return the exit status (0: every expected hit seen and nothing else)."""
@@ -111,21 +95,29 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
     # The connectors need a master key; a demo without one configured makes one for this run only.
     master = settings.ingest.master_key or SecretStr(secrets.token_hex(32))
     entries = await _seed(settings, console)
-    metrics_port, ingest_port = _free_port(), _free_port()
+    metrics_port, ingest_port, pager_port = _free_port(), _free_port(), _free_port()
     env = {
-        **os.environ,
+        # No SMS credentials in the demo: the pager prints each SMS where it would have been sent.
+        **{k: v for k, v in os.environ.items() if not k.startswith("SEIZEWATCH_TWILIO_")},
         "SEIZEWATCH_METRICS_PORT": str(metrics_port),
         "SEIZEWATCH_INGEST_PORT": str(ingest_port),
         "SEIZEWATCH_INGEST_MASTER_KEY": master.get_secret_value(),
+        "SEIZEWATCH_PAGER_PORT": str(pager_port),
+        "SEIZEWATCH_PAGER_PUBLIC_URL": f"http://127.0.0.1:{pager_port}",
     }
-    async with _process("worker", env, console), _process("ingest", env, console):
-        await _wait_until_ready(metrics_port, ingest_port, expected_entries=len(entries))
+    async with (
+        _process("worker", env, console),
+        _process("ingest", env, console),
+        _process("pager", env, console),
+    ):
+        await _wait_until_ready(metrics_port, ingest_port, pager_port, expected_entries=len(entries))
         console.print(f"worker ready (watchlist loaded); connectors on http://127.0.0.1:{ingest_port}")
         async with (
             _hits(settings) as hits,
             DemoDevices(f"http://127.0.0.1:{ingest_port}", master) as devices,
         ):
             seen = await _feed(settings, devices, hits, entries, reads=reads, rate=rate, console=console)
+            pages = await _pages_settled(settings, entries)
         console.rule("summary")
         console.print(
             f"reads posted: {devices.posted} (parking {devices.by_feed['parking']}, GA/T 1400 "
@@ -134,11 +126,31 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
         )
     expected = {w.plate for w in WATCHED if w.expect_hit}
     console.print(f"watched vehicles hit: {sorted(seen)}; expected: {sorted(expected)}")
-    if seen != expected:
-        console.print("[red]hits differ from what the demo expected[/]")
+    table = Table("plate", "action", "page", "paged at step 1")
+    problems = [] if seen == expected else ["hits differ from what the demo expected"]
+    for w in WATCHED:
+        page = pages.get(w.plate)
+        if not w.expect_hit:
+            if page:
+                problems.append(f"{w.plate} was released but got a page")
+            continue
+        if page is None:
+            problems.append(f"{w.plate}: no page")
+            continue
+        state, reason, paged = page
+        table.add_row(w.plate, w.action.value, reason or state, ", ".join(paged) or "-")
+        if w.action is Action.SOFT_SEAL and state != "not_paged":
+            problems.append(f"{w.plate} is a soft seal (活封) but paged someone")
+        if w.action is not Action.SOFT_SEAL and not paged:
+            problems.append(f"{w.plate}: nobody was paged")
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]{problem}[/]")
+    if problems:
         return 1
     console.print(
-        "[green]every watched vehicle that drove past was caught; released and unwatched ones were not[/]"
+        "[green]every watched vehicle that drove past was caught and the officers on duty paged (the soft"
+        " seal only logged); released and unwatched vehicles were not[/]"
     )
     return 0
 
@@ -155,8 +167,12 @@ async def _seed(settings: Settings, console: Console) -> dict[str, uuid.UUID]:
             with contextlib.suppress(InvalidInput):  # already there from an earlier run
                 await add_source(conn, source_id, connector, auth, description="demo")
         await upsert_devices(conn, device_rows())
-        for record in await watchstore.list_entries(conn, court=DEMO_COURT, limit=10_000):
-            await watchstore.release_entry(conn, record.entry.entry_id, by="demo", reason="demo reset")
+        await import_roster(conn, parse_document(ROSTER.read_bytes()), by="demo")
+        # The demo's case numbers are its own: whatever holds them from an earlier run is released.
+        demo_cases = {w.case_number for w in WATCHED}
+        for record in await watchstore.list_entries(conn, limit=100_000):
+            if record.entry.case_number in demo_cases:
+                await watchstore.release_entry(conn, record.entry.entry_id, by="demo", reason="demo reset")
         ids = {}
         for w in WATCHED:
             record = await watchstore.add_entry(
@@ -169,6 +185,7 @@ async def _seed(settings: Settings, console: Console) -> dict[str, uuid.UUID]:
                     priority=w.priority,
                     plate_colour=w.colour,
                     vehicle=w.vehicle,
+                    note=DEMO_NOTE,
                 ),
                 by="demo",
             )
@@ -196,14 +213,16 @@ async def _process(command: str, env: dict[str, str], console: Console) -> Async
         console.print(f"seizewatch {command} stopped (exit {process.returncode})")
 
 
-async def _wait_until_ready(metrics_port: int, ingest_port: int, *, expected_entries: int) -> None:
+async def _wait_until_ready(
+    metrics_port: int, ingest_port: int, pager_port: int, *, expected_entries: int
+) -> None:
     async with httpx.AsyncClient() as client, asyncio.timeout(90):
         while True:
             values = await scrape(client, metrics_port)
             index_ready = values.get("seizewatch_watchlist_caught_up") == 1 and (
                 values.get("seizewatch_watchlist_entries", 0) >= expected_entries
             )
-            if index_ready and await scrape(client, ingest_port):
+            if index_ready and await scrape(client, ingest_port) and await scrape(client, pager_port):
                 return
             await asyncio.sleep(0.3)
 
@@ -344,6 +363,7 @@ async def _feed(
 
     console.print(f"posting {len(feed)} reads at ~{rate:.0f}/s from {len(TAIZHOU_DEVICES)} devices…")
     seen: set[str] = set()
+    ours = set(entries.values())
     run_id = uuid.uuid4().hex[:8]
     batch_size = max(1, int(rate / 10))
     for offset in range(0, len(feed), batch_size):
@@ -352,26 +372,60 @@ async def _feed(
         # Replayed as live traffic: each read is observed the moment it is sent.
         live = [(f"{run_id}-{offset + i}", replace(r, observed_at=now_local())) for i, r in enumerate(batch)]
         await devices.post(live)
-        await _print_hits(hits, seen, console, wait_ms=0)
+        await _print_hits(hits, ours, seen, console, wait_ms=0)
         await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
     deadline = time.monotonic() + 20
     expected = {w.plate for w in WATCHED if w.expect_hit}
     while time.monotonic() < deadline and not expected <= seen:
-        await _print_hits(hits, seen, console, wait_ms=500)
-    await _print_hits(hits, seen, console, wait_ms=2000)  # anything unexpected arriving late
+        await _print_hits(hits, ours, seen, console, wait_ms=500)
+    await _print_hits(hits, ours, seen, console, wait_ms=2000)  # anything unexpected arriving late
     return seen
 
 
-async def _print_hits(consumer: AIOKafkaConsumer, seen: set[str], console: Console, *, wait_ms: int) -> None:
+async def _print_hits(
+    consumer: AIOKafkaConsumer, ours: set[uuid.UUID], seen: set[str], console: Console, *, wait_ms: int
+) -> None:
     for records in (await consumer.getmany(timeout_ms=wait_ms)).values():
         for record in records:
             hit = HitV1.model_validate_json(record.value)
-            if hit.court != DEMO_COURT:
+            if hit.entry_id not in ours:
                 continue
             seen.add(hit.entry_plate)
+            s = hit.sighting
             console.print(
-                f"[bold yellow]SMS →[/] {sms_draft(hit)}  [dim]({hit.match_kind.value} {hit.score})[/]"
+                f"[bold yellow]hit[/] {hit.entry_plate} read as {s.plate} ({hit.match_kind.value}"
+                f" {hit.score}) at {s.device_name or s.device_id}, district {s.district}"
             )
+
+
+async def _pages_settled(
+    settings: Settings, entries: dict[str, uuid.UUID]
+) -> dict[str, tuple[str, str | None, list[str]]]:
+    """Each demo entry's page once its first step went out: plate → (state, reason, names paged)."""
+    plates = {entry_id: plate for plate, entry_id in entries.items()}
+    expected = len([w for w in WATCHED if w.expect_hit])
+    found: dict[str, tuple[str, str | None, list[str]]] = {}
+    async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
+        roster = await load_roster(conn)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            found, settled = {}, True
+            for row in await conn.fetch(
+                "SELECT DISTINCT ON (entry_id) entry_id, page_id, state, not_paged_reason FROM pages"
+                " WHERE entry_id = ANY($1::uuid[]) ORDER BY entry_id, created_at",
+                list(plates),
+            ):
+                sent = await conn.fetch(
+                    "SELECT officer_id, send_state FROM notifications WHERE page_id = $1 AND step = 0",
+                    row["page_id"],
+                )
+                settled &= all(n["send_state"] not in {"pending", "sending"} for n in sent)
+                names = [getattr(roster.officer(n["officer_id"]), "name", n["officer_id"]) for n in sent]
+                found[plates[row["entry_id"]]] = (row["state"], row["not_paged_reason"], names)
+            if settled and len(found) == expected:
+                break
+            await asyncio.sleep(0.5)
+    return found
 
 
 def _free_port() -> int:
