@@ -203,6 +203,42 @@ async def test_acknowledgement_api(pager: RunningPager, isolated: Isolated) -> N
     assert (view["state"], view["acknowledged_by"]) == ("acknowledged", "jj-p2")
 
 
+async def test_roster_api_answers_who_is_on_duty_and_takes_a_swapped_shift(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with httpx.AsyncClient(base_url=pager.url) as client:
+        assert (await client.get("/api/v1/roster/on-duty")).status_code == 401
+        day = (
+            await client.get("/api/v1/roster/on-duty", params={"at": DAY.isoformat()}, headers=auth)
+        ).json()
+        jiaojiang = next(c for c in day["courts"] if c["court_id"] == "台州市椒江区人民法院")
+        assert jiaojiang["group"] == "jj-2"
+        assert jiaojiang["members"]["judge"]["name"] == "周婷"
+        assert day["night_contacts"] == []
+        night = (
+            await client.get("/api/v1/roster/on-duty", params={"at": NIGHT.isoformat()}, headers=auth)
+        ).json()
+        assert {n["officer_id"] for n in night["night_contacts"]} == {"st-baiyun", "st-xicheng"}
+        swap = {
+            "court_id": "台州市椒江区人民法院", "group_id": "jj-3", "by": "commander",
+            "starts_at": (DAY + timedelta(days=30)).isoformat(),
+            "ends_at": (DAY + timedelta(days=31)).isoformat(),
+        }  # fmt: skip
+        assert (
+            await client.post("/api/v1/roster/group-overrides", json=swap, headers=auth)
+        ).status_code == 201
+        later = (DAY + timedelta(days=30, hours=1)).isoformat()
+        swapped = (await client.get("/api/v1/roster/on-duty", params={"at": later}, headers=auth)).json()
+        assert (
+            next(c for c in swapped["courts"] if c["court_id"] == "台州市椒江区人民法院")["group"] == "jj-3"
+        )
+        bad = await client.post(
+            "/api/v1/roster/group-overrides", json={**swap, "group_id": "nope"}, headers=auth
+        )
+        assert bad.status_code == 400
+
+
 async def test_the_same_hit_twice_pages_once(pager: RunningPager, isolated: Isolated) -> None:
     pager.clock.now = DAY
     hit = await make_hit(isolated, plate="浙J70001", observed_at=DAY - timedelta(seconds=30))
