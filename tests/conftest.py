@@ -22,14 +22,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from seizewatch.demo import scrape
 from seizewatch.localservices import LocalServices
 from seizewatch.settings import Settings
 from streams import db
 from streams.settings import KafkaSettings, PostgresSettings
-from streams.topics import TOPICS, ensure_topics
+from streams.topics import TOPICS, ensure_topics, wait_for_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -225,19 +227,49 @@ def cli(isolated: Isolated) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real `seizewatch` command against the isolated topics and database."""
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "seizewatch.cli", *args],
-            env={**isolated.env, "COLUMNS": "200"},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"seizewatch {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-            )
-        return result
+        return run_seizewatch(isolated.env, *args, check=check)
 
     return run
+
+
+def run_seizewatch(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`seizewatch ARGS…` as a real process; a failure (when ``check``) fails the test with its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "seizewatch.cli", *args],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"seizewatch {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+async def topic_records(isolated: Isolated, name: str) -> list[ConsumerRecord]:
+    """Every record of the declared topic ``name`` now, read from the start to the end offsets."""
+    topic = isolated.settings.kafka.topic(name)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=isolated.settings.kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = await wait_for_assignment(consumer, topic)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        pending = [tp for tp in partitions if end[tp] > 0]
+        while pending:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(batch)
+            pending = [tp for tp in pending if await consumer.position(tp) < end[tp]]
+        return records
+    finally:
+        await consumer.stop()

@@ -22,8 +22,8 @@ from connectors.registry import AuthMethod, Connector, Registry, add_source, ups
 from streams.deadletter import read_headers
 from streams.events import Sighting, SightingFlag, sighting_id_for
 from streams.topics import SIGHTINGS_DLQ
-from tests.conftest import ROOT, Isolated
-from tests.integration.test_connectors import records_of, sightings_by_id
+from tests.conftest import ROOT, Isolated, topic_records
+from tests.integration.test_connectors import sightings_by_id
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ async def test_an_export_reaches_the_topic_as_history_across_a_crash(
     assert len(duplicated) <= 500
     assert all(len(found[sid]) <= 2 for sid in wanted)
 
-    letters = [read_headers(r.headers) for r in await records_of(isolated, SIGHTINGS_DLQ)]
+    letters = [read_headers(r.headers) for r in await topic_records(isolated, SIGHTINGS_DLQ)]
     backfill_letters = [h for h in letters if h["seizewatch.stage"] == "backfill"]
     assert backfill_letters
     assert all(h["seizewatch.source"] == "export-1" for h in backfill_letters)

@@ -10,15 +10,13 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 
 from connectors.auth import API_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, source_secret
 from connectors.registry import AuthMethod, Connector, add_source, upsert_devices
 from streams.deadletter import read_headers
 from streams.events import Sighting, SightingFlag, SourceKind, decode_sighting
-from streams.topics import SIGHTINGS, SIGHTINGS_DLQ, wait_for_assignment
-from tests.conftest import MASTER_KEY, Isolated, Process
+from streams.topics import SIGHTINGS, SIGHTINGS_DLQ
+from tests.conftest import MASTER_KEY, Isolated, Process, topic_records
 
 pytestmark = pytest.mark.integration
 
@@ -55,33 +53,9 @@ async def client(ingest: Process, registered: None) -> AsyncIterator[httpx.Async
         yield c
 
 
-async def records_of(isolated: Isolated, name: str) -> list[ConsumerRecord]:
-    topic = isolated.settings.kafka.topic(name)
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=isolated.settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        partitions = await wait_for_assignment(consumer, topic)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records = []
-        pending = [tp for tp in partitions if end[tp] > 0]
-        while pending:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(batch)
-            pending = [tp for tp in pending if await consumer.position(tp) < end[tp]]
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def sightings_by_id(isolated: Isolated) -> dict[str, list[Sighting]]:
     found: dict[str, list[Sighting]] = {}
-    for record in await records_of(isolated, SIGHTINGS):
+    for record in await topic_records(isolated, SIGHTINGS):
         s = decode_sighting(record.value)
         found.setdefault(s.sighting_id, []).append(s)
     return found
@@ -212,7 +186,7 @@ async def test_malformed_payloads_get_the_right_answer_and_a_dead_letter(
     r = await client.post(url, content=huge, headers=auth)
     assert (r.status_code, r.json()["error"]["reason"]) == (413, "too_large")
 
-    letters = [(rec.value, read_headers(rec.headers)) for rec in await records_of(isolated, SIGHTINGS_DLQ)]
+    letters = [(rec.value, read_headers(rec.headers)) for rec in await topic_records(isolated, SIGHTINGS_DLQ)]
     by_value = dict(letters)
     assert by_value[truncated]["seizewatch.reason"] == "not_json"
     assert by_value[truncated]["seizewatch.source"] == "lot-wanda"

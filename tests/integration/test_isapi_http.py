@@ -12,9 +12,9 @@ import pytest
 from connectors.registry import AuthMethod, Connector, add_source
 from streams.deadletter import read_headers
 from streams.topics import SIGHTINGS_DLQ
-from tests.conftest import Isolated, Process, eventually
+from tests.conftest import Isolated, Process, eventually, topic_records
 from tests.connectors.test_isapi import HEARTBEAT, MULTIPART, alert_xml, camera_multipart
-from tests.integration.test_connectors import key, records_of, sightings_by_id
+from tests.integration.test_connectors import key, sightings_by_id
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,6 @@ async def test_bad_pushes(client: httpx.AsyncClient, isolated: Isolated) -> None
     )
     response = await client.post(url(), content=bomb, headers={"content-type": "application/xml"})
     assert (response.status_code, response.json()["error"]["reason"]) == (400, "bad_xml")
-    letters = {rec.value: read_headers(rec.headers) for rec in await records_of(isolated, SIGHTINGS_DLQ)}
+    letters = {rec.value: read_headers(rec.headers) for rec in await topic_records(isolated, SIGHTINGS_DLQ)}
     assert letters[truncated]["seizewatch.source"] == SOURCE
     assert letters[bomb]["seizewatch.stage"] == "isapi"

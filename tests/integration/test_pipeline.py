@@ -12,16 +12,15 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from connectors.producer import SightingPublisher
 from streams import watchstore
 from streams.deadletter import read_headers
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1
-from streams.topics import HITS, SIGHTINGS_DLQ, wait_for_assignment
+from streams.topics import HITS, SIGHTINGS_DLQ
 from streams.vehicles import Action
-from tests.conftest import Isolated, Worker, eventually
+from tests.conftest import Isolated, Worker, eventually, topic_records
 
 pytestmark = pytest.mark.integration
 
@@ -40,31 +39,6 @@ def read(plate: str, sighting_id: str | None = None):
         observed_at=now,
         received_at=now,
     )
-
-
-async def topic_records(isolated: Isolated, name: str) -> list:  # type: ignore[type-arg]
-    """Every record currently in a single-partition-or-more topic, read from the start to the end."""
-    topic = isolated.settings.kafka.topic(name)
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=isolated.settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        partitions = await wait_for_assignment(consumer, topic)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records = []
-        pending = [tp for tp in partitions if end[tp] > 0]
-        while pending:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(batch)
-            pending = [tp for tp in pending if await consumer.position(tp) < end[tp]]
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def counted(worker: Worker, name: str) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from alerts import rosterstore
 from alerts.rosters import Role
 from streams.errors import InvalidInput
-from tests.conftest import ROOT, Isolated
+from tests.conftest import ROOT, Isolated, run_seizewatch
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +35,7 @@ def local(text: str) -> datetime:
 
 def roster_cli(isolated: Isolated, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`seizewatch roster …` as a real process against the isolated database."""
-    result = subprocess.run(
-        [sys.executable, "-m", "seizewatch.roster_cli", *args],
-        env={**isolated.env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"roster {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-        )
-    return result
+    return run_seizewatch(isolated.env, "roster", *args, check=check)
 
 
 @pytest.fixture
