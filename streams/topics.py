@@ -26,6 +26,8 @@ SIGHTINGS = "plate.sightings"
 SIGHTINGS_DLQ = "plate.sightings.dlq"
 WATCHLIST_CHANGES = "watchlist.changes"
 HITS = "watch.hits"
+SEIZURE_REQUESTS = "traffic.seizure-requests"
+SEIZURE_RESULTS = "traffic.seizure-results"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,19 @@ TOPICS: tuple[TopicSpec, ...] = (
         HITS,
         partitions=6,
         purpose="a read matched a watch entry, key: entry id (one partition owns one vehicle)",
+        config={"retention.ms": str(30 * _DAY_MS), "cleanup.policy": "delete"},
+    ),
+    TopicSpec(
+        SEIZURE_REQUESTS,
+        partitions=3,
+        purpose="one-click seizure (一键扣车): vehicles the traffic police should stop, key: entry id;"
+        " tombstone when released or seized",
+        config={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(_DAY_MS)},
+    ),
+    TopicSpec(
+        SEIZURE_RESULTS,
+        partitions=3,
+        purpose="what the traffic police did (stopped, seized, custody), key: entry id",
         config={"retention.ms": str(30 * _DAY_MS), "cleanup.policy": "delete"},
     ),
 )
