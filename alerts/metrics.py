@@ -38,3 +38,13 @@ OVERDUE_STEPS = Gauge(
     "seizewatch_escalation_overdue_steps",
     "Open pages whose next step is more than a minute overdue (a stuck pager).",
 )
+TASKS = Counter("seizewatch_tasks_total", "Seizure tasks opened and their state changes.", ["state"])
+TASK_SIGHTINGS = Counter(
+    "seizewatch_task_sightings_total",
+    "Sightings of vehicles with a live task: an update sent (new place, left the lot) or only trailed.",
+    ["outcome"],
+)
+TRAFFIC_RESULTS = Counter(
+    "seizewatch_traffic_results_total", "Traffic-police results, by what became of them.", ["outcome"]
+)
+OPEN_TASKS = Gauge("seizewatch_open_tasks", "Live seizure tasks by state.", ["state"])

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alerts import metrics
+from alerts import metrics, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
@@ -130,10 +130,12 @@ async def _apply(
 ) -> ReplyResult:
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT n.page_id, n.step, p.state, p.acknowledged_by, p.created_at,"
-            " p.hit->>'entry_plate' AS plate FROM notifications n JOIN pages p USING (page_id)"
+            "SELECT n.page_id, n.task_id, n.step, p.state, p.acknowledged_by, p.created_at,"
+            " COALESCE(p.hit->>'entry_plate', e.plate) AS plate"
+            " FROM notifications n LEFT JOIN pages p USING (page_id)"
+            " LEFT JOIN tasks t ON t.task_id = n.task_id LEFT JOIN watch_entries e ON e.entry_id = t.entry_id"
             " WHERE n.officer_id = $1 AND n.reply_code = $2"
-            " ORDER BY n.created_at DESC LIMIT 1 FOR UPDATE OF p",
+            " ORDER BY n.created_at DESC LIMIT 1 FOR UPDATE OF n",
             officer.officer_id,
             reply.code,
         )
@@ -141,17 +143,49 @@ async def _apply(
             mine = ReplyResult("not_yours", f"代码 {reply.code} 不是发给您的页面。")
             return await _log(conn, now, channel, phone, officer.officer_id, None, reply.command, body, mine)
         page_id, plate = row["page_id"], row["plate"]
+        task_id = row["task_id"] or (await tasks.task_of_page(conn, page_id) if page_id else None)
+        if page_id is not None:
+            await conn.execute("SELECT 1 FROM pages WHERE page_id = $1 FOR UPDATE", page_id)
+        actor = officer.officer_id
         if reply.command == "take":
-            result = await _take(conn, roster, now, officer, row, plate)
+            if page_id is not None:
+                result = await _take(conn, roster, now, officer, row, plate)
+            else:
+                result = ReplyResult("taken", f"已确认：{plate} 由您接手。")
+            if task_id is not None and result.outcome in {"taken", "taken_over"}:
+                await _take_task(conn, task_id, officer, channel, now)
         elif reply.command == "decline":
             result = ReplyResult("declined", f"已记录：{plate} 非本人处理，将通知他人。", page_id)
             await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
-            await step_out_of_reach(conn, page_id, row["step"], now)
+            if page_id is not None:
+                await step_out_of_reach(conn, page_id, row["step"], now)
             return result
+        elif task_id is None:
+            result = ReplyResult("no_task", f"{plate} 没有进行中的扣押任务。", page_id)
         else:
-            # Seized / not found: recorded for the seizure task; the page itself is settled by taking it.
-            result = ReplyResult(f"reported_{reply.command}", f"已记录 {plate} 的处置结果。", page_id)
+            to_state = "seized" if reply.command == "seized" else "not_found"
+            try:
+                await tasks.transition(conn, task_id, to_state, actor=actor, channel=channel, now=now)
+            except tasks.TaskError as exc:
+                result = ReplyResult("refused", f"{plate}：{exc}", page_id)
+            else:
+                text = "已记录扣押，请补录存放地点。" if to_state == "seized" else "已记录未找到。"
+                result = ReplyResult(f"task_{to_state}", f"{plate} {text}", page_id)
         return await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
+
+
+async def _take_task(
+    conn: Connection, task_id: uuid.UUID, officer: Officer, channel: str, now: datetime
+) -> None:
+    """The page's taker becomes the task's assignee (a court taking over from the station included)."""
+    state = await conn.fetchval("SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
+    if state == "open":
+        await tasks.transition(
+            conn, task_id, "acknowledged", actor=officer.officer_id, channel=channel, now=now
+        )
+    elif state in tasks.LIVE:
+        await conn.execute("UPDATE tasks SET assignee = $2, updated_at = $3 WHERE task_id = $1", task_id,
+                           officer.officer_id, now)  # fmt: skip
 
 
 async def _take(

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from alerts import metrics
 from alerts.pages import NOTICE_STEP, step_out_of_reach
 from alerts.sms import OutgoingSms, SentSms, SmsError, SmsProvider
+from alerts.tasks import TASK_STEP_BASE
 from streams.db import Connection
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class SendPolicy:
 @dataclass(frozen=True, slots=True)
 class Claimed:
     notification_id: uuid.UUID
-    page_id: uuid.UUID
+    page_id: uuid.UUID | None  # None: a message of a task the traffic police started
     step: int
     phone: str
     body: str
@@ -47,19 +48,22 @@ async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Cla
     """Claim due notifications of open pages; those of pages no longer open are skipped for good."""
     async with conn.transaction():
         rows = await conn.fetch(
-            "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts, p.state, p.sighted_at,"
-            " (n.step = $3 AND p.state = 'acknowledged') AS notice_after_take"
-            " FROM notifications n JOIN pages p USING (page_id)"
+            "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts,"
+            " COALESCE(p.state, 'open') AS state, COALESCE(p.sighted_at, n.created_at) AS sighted_at,"
+            # the court's morning notice and task messages go out after the page was taken too
+            " ((n.step = $3 OR n.step >= $4) AND p.state IN ('acknowledged', 'cancelled')) AS after_take"
+            " FROM notifications n LEFT JOIN pages p USING (page_id)"
             " WHERE n.send_state = 'pending' AND n.next_attempt_at <= $1"
             " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED",
             now,
             limit,
             NOTICE_STEP,
+            TASK_STEP_BASE,
         )
         claimed: list[Claimed] = []
         for row in rows:
             # Taken or cancelled meanwhile: nothing more goes out, but for the court's morning notice.
-            if row["state"] != "open" and not row["notice_after_take"]:
+            if row["state"] != "open" and not row["after_take"]:
                 await conn.execute(
                     "UPDATE notifications SET send_state = 'skipped' WHERE notification_id = $1",
                     row["notification_id"],
@@ -113,7 +117,7 @@ async def record(
     """Store what became of a send; escalate at once when a permanent failure leaves nobody at the step."""
     async with conn.transaction():
         if isinstance(outcome, SentSms):
-            first = not await conn.fetchval(
+            first = item.page_id is not None and not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM notifications WHERE page_id = $1 AND accepted_at IS NOT NULL)",
                 item.page_id,
             )
@@ -162,7 +166,7 @@ async def record(
         )
         metrics.NOTIFICATIONS.labels(state).inc()
         log.error("notification %s %s: %s", item.notification_id, state, error)
-        if state == "failed":
+        if state == "failed" and item.page_id is not None:
             await step_out_of_reach(conn, item.page_id, item.step, now)
 
 

@@ -17,11 +17,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from alerts import sending
+from alerts import metrics, sending, tasks
 from alerts.pages import (
     PAGES_CHANNEL,
     EscalationPolicy,
-    open_page,
     overdue_steps,
     run_due_notices,
     run_due_steps,
@@ -33,7 +32,8 @@ from streams import db
 from streams.errors import ConfigurationError
 from streams.hits import HitV1
 from streams.settings import KafkaSettings, PostgresSettings
-from streams.topics import HITS
+from streams.topics import HITS, SEIZURE_RESULTS
+from streams.traffic import SeizureResultV1
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,38 @@ class Pager:
             status_callback_url=self.settings.public_url.rstrip("/") + "/twilio/status",
         )
 
-    async def take_hit(self, hit: HitV1) -> bool:
+    @property
+    def task_policy(self) -> tasks.TaskPolicy:
+        return tasks.TaskPolicy(
+            suppress_window=timedelta(seconds=self.settings.task_suppress_window_s),
+            expiry=timedelta(hours=self.settings.task_expiry_h),
+        )
+
+    async def take_hit(self, hit: HitV1) -> str:
+        """Fold the hit into its vehicle's live task, or open a page and a task."""
         async with self.pool.acquire() as conn, conn.transaction():
             roster = await load_roster(conn)
-            return await open_page(conn, hit, roster, self.clock())
+            return await tasks.take_hit(conn, hit, roster, self.clock(), self.task_policy)
+
+    async def take_traffic_result(self, result: SeizureResultV1) -> str:
+        async with self.pool.acquire() as conn:
+            roster = await load_roster(conn)
+            return await tasks.apply_traffic_result(conn, result, roster, self.clock())
+
+    async def tasks_once(self) -> int:
+        """Cancel tasks of released entries, expire stale ones, refresh the open-task gauges."""
+        async with self.pool.acquire() as conn:
+            roster = await load_roster(conn)
+            changed = await tasks.cancel_released(conn, roster, self.clock())
+            changed += await tasks.expire_stale(conn, self.clock(), self.task_policy)
+            rows = await conn.fetch(
+                "SELECT state, count(*) AS n FROM tasks WHERE state = ANY($1::text[]) GROUP BY state",
+                list(tasks.LIVE),
+            )
+        counts: dict[str, int] = {row["state"]: row["n"] for row in rows}
+        for state in tasks.LIVE:
+            metrics.OPEN_TASKS.labels(state).set(counts.get(state, 0))
+        return changed
 
     async def escalate_once(self) -> int:
         async with self.pool.acquire() as conn:
@@ -114,7 +142,7 @@ class Pager:
         try:
             while True:
                 try:
-                    busy = await self.escalate_once() + await self.send_once()
+                    busy = await self.tasks_once() + await self.escalate_once() + await self.send_once()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("pager round failed: %s; retrying", exc)
                     busy = 0
@@ -152,6 +180,51 @@ async def consume_hits(pager: Pager, kafka: KafkaSettings) -> None:
         await consumer.stop()
 
 
+async def consume_traffic_results(pager: Pager, kafka: KafkaSettings) -> None:
+    """Apply the traffic police's results; offsets committed after they are in PostgreSQL."""
+    consumer = AIOKafkaConsumer(
+        kafka.topic(SEIZURE_RESULTS),
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=f"{kafka.topic_prefix}seizewatch-pager-traffic",
+        client_id=f"{kafka.client_id}-pager-traffic",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=200)
+            for records in batch.values():
+                for record in records:
+                    await _apply_result_with_retry(pager, record.value)
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def _apply_result_with_retry(pager: Pager, raw: bytes) -> None:
+    try:
+        result = SeizureResultV1.model_validate_json(raw)
+    except ValidationError:
+        # The connector validated it before producing: unreadable here is a bug, said loudly.
+        log.exception("unreadable traffic-police result skipped")
+        return
+    delay = 0.5
+    while True:
+        try:
+            outcome = await pager.take_traffic_result(result)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning(
+                "cannot apply traffic result %s: %s; retrying in %.1f s", result.result_id, exc, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+        else:
+            log.info("traffic result %s: %s", result.result_id, outcome)
+            return
+
+
 async def _take_with_retry(pager: Pager, raw: bytes, origin: str) -> None:
     try:
         hit = HitV1.model_validate_json(raw)
@@ -186,13 +259,14 @@ async def running(
         async with pool.acquire() as conn:
             await db.migrate(conn)
         pager = Pager(pool, provider, settings, postgres.dsn.get_secret_value(), clock)
-        tasks = [asyncio.create_task(pager.run_loops(), name="pager-loops")]
+        jobs = [asyncio.create_task(pager.run_loops(), name="pager-loops")]
         if consume:
-            tasks.append(asyncio.create_task(consume_hits(pager, kafka), name="pager-hits"))
+            jobs.append(asyncio.create_task(consume_hits(pager, kafka), name="pager-hits"))
+            jobs.append(asyncio.create_task(consume_traffic_results(pager, kafka), name="pager-traffic"))
         try:
             yield pager
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             await provider.close()

@@ -20,6 +20,10 @@ class PagerSettings(BaseSettings):
     validity_period_s: int = Field(default=600, ge=1, le=36000)
     max_send_attempts: int = Field(default=5, ge=1, le=20)
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # A vehicle with a live task seen at a new place within this long of the last update is only trailed.
+    task_suppress_window_s: int = Field(default=600, ge=0, le=86400)
+    # An open task nobody took, whose vehicle has not been seen for this long, expires.
+    task_expiry_h: int = Field(default=24, ge=1, le=24 * 30)
     # Bearer token of the acknowledgement API (command centre integrations). Unset: the API refuses.
     api_token: SecretStr | None = None
 

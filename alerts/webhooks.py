@@ -123,7 +123,7 @@ def create_app(
             "taken_over",
             "declined",
             "already_yours",
-        } or result.outcome.startswith("reported_"):
+        } or result.outcome.startswith("task_"):
             status = 200
         else:
             status = 409  # taken by someone else, or the page is over

@@ -33,6 +33,7 @@ from streams.errors import InvalidInput, SeizewatchError
 from streams.topics import TOPICS, ensure_topics
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 from streams.watchimport import Rejected, read_rows
+from streams.watchstore import ClosedReason
 
 T = TypeVar("T")
 console = Console()
@@ -239,15 +240,24 @@ def watchlist_add(
 
 @watchlist.command("release")
 @click.argument("entry_id", type=click.UUID)
-@click.option("--reason", required=True, help="Why the seal is lifted (paid, settled, expired…).")
+@click.option("--reason", required=True, help="Why the seal is lifted, in words.")
+@click.option(
+    "--category",
+    type=click.Choice([c.value for c in ClosedReason if c is not ClosedReason.SEIZED]),
+    default=ClosedReason.OTHER.value,
+    show_default=True,
+    help="paid (已履行) and settled (执行和解) count as settled cases in the funnel report.",
+)
 @click.option("--by", default=getpass.getuser, show_default="current user")
-def watchlist_release(entry_id: uuid.UUID, reason: str, by: str) -> None:
-    """Lift a seal: the vehicle leaves every matcher within seconds."""
+def watchlist_release(entry_id: uuid.UUID, reason: str, category: str, by: str) -> None:
+    """Lift a seal: the vehicle leaves every matcher and the traffic police's list within seconds."""
     settings = _settings()
 
     async def run() -> watchstore.EntryRecord:
         async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
-            return await watchstore.release_entry(conn, entry_id, by=by, reason=reason)
+            return await watchstore.release_entry(
+                conn, entry_id, by=by, reason=reason, closed=ClosedReason(category)
+            )
 
     record = _guarded(run)
     console.print(f"released {record.entry.entry_id} {record.entry.plate.text}")

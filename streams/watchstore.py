@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, fi
 from streams.db import Connection
 from streams.errors import InvalidInput
 from streams.plates import PlateError, parse_plate
-from streams.topics import WATCHLIST_CHANGES
+from streams.topics import SEIZURE_REQUESTS, WATCHLIST_CHANGES
+from streams.traffic import SeizureRequestV1
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 from streams.watchlist import WatchEntry, WatchEntryV1, encode_entry
 
@@ -98,13 +100,32 @@ async def _audit_and_publish(
         snapshot,
     )
     # Active entries travel whole; released and seized ones as tombstones, so compaction forgets them.
-    payload = encode_entry(entry) if entry.status is EntryStatus.ACTIVE else None
+    active = entry.status is EntryStatus.ACTIVE
     await conn.execute(
         "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
         WATCHLIST_CHANGES,
         str(entry.entry_id),
-        payload,
+        encode_entry(entry) if active else None,
     )
+    if entry.action is Action.SEIZE:
+        # The traffic police's list (一键扣车) follows every addition, release and seizure.
+        request = SeizureRequestV1(
+            request_id=entry.entry_id,
+            plate=entry.plate.text,
+            plate_colour=entry.plate_colour,
+            vehicle=entry.vehicle,
+            case_number=entry.case_number,
+            court=entry.court,
+            priority=entry.priority,
+            requested_at=record.updated_at,
+            valid_until=entry.valid_until,
+        )
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+            SEIZURE_REQUESTS,
+            str(entry.entry_id),
+            orjson.dumps(request.model_dump(mode="json")) if active else None,
+        )
     await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
 
@@ -146,16 +167,35 @@ async def add_entry(conn: Connection, new: NewEntry, *, by: str) -> EntryRecord:
     return record
 
 
+class ClosedReason(enum.StrEnum):
+    """Why an entry left the watchlist; the funnel report counts paid and settled cases."""
+
+    PAID = "paid"  # 已履行
+    SETTLED = "settled"  # 执行和解
+    EXPIRED = "expired"  # the seal lapsed
+    WITHDRAWN = "withdrawn"  # entered by mistake, case withdrawn
+    SEIZED = "seized"
+    OTHER = "other"
+
+
 async def _change_status(
-    conn: Connection, entry_id: uuid.UUID, status: EntryStatus, change: str, by: str, reason: str
+    conn: Connection,
+    entry_id: uuid.UUID,
+    status: EntryStatus,
+    change: str,
+    by: str,
+    reason: str,
+    closed: ClosedReason,
 ) -> EntryRecord:
     async with conn.transaction():
         row = await conn.fetchrow(
-            "UPDATE watch_entries SET status = $2, version = version + 1, updated_by = $3, updated_at = now()"
+            "UPDATE watch_entries SET status = $2, version = version + 1, updated_by = $3,"
+            " updated_at = now(), closed_reason = $4"
             f" WHERE entry_id = $1 AND status = 'active' RETURNING {_COLUMNS}",
             entry_id,
             status.value,
             by,
+            closed.value,
         )
         if row is None:
             exists = await conn.fetchval("SELECT status FROM watch_entries WHERE entry_id = $1", entry_id)
@@ -169,13 +209,30 @@ async def _change_status(
     return record
 
 
-async def release_entry(conn: Connection, entry_id: uuid.UUID, *, by: str, reason: str) -> EntryRecord:
-    """Lift the seal (解封): the entry leaves every matcher's index within seconds.
+async def release_entry(
+    conn: Connection,
+    entry_id: uuid.UUID,
+    *,
+    by: str,
+    reason: str,
+    closed: ClosedReason = ClosedReason.OTHER,
+) -> EntryRecord:
+    """Lift the seal (解封): the entry leaves every matcher's index and the traffic police's list within
+    seconds; the pager cancels its open task.
 
     Raises:
         InvalidInput: ``not_found`` or ``not_active``.
     """
-    return await _change_status(conn, entry_id, EntryStatus.RELEASED, "released", by, reason)
+    return await _change_status(conn, entry_id, EntryStatus.RELEASED, "released", by, reason, closed)
+
+
+async def mark_seized(conn: Connection, entry_id: uuid.UUID, *, by: str, reason: str) -> EntryRecord:
+    """The vehicle is in custody: the entry closes as seized and leaves every list.
+
+    Raises:
+        InvalidInput: ``not_found`` or ``not_active``.
+    """
+    return await _change_status(conn, entry_id, EntryStatus.SEIZED, "seized", by, reason, ClosedReason.SEIZED)
 
 
 async def list_entries(

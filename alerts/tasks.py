@@ -1,0 +1,485 @@
+"""Seizure tasks: one live task per watched vehicle, the sightings that fold into it, and its lifecycle.
+
+Correlation state lives in PostgreSQL, not in a faust table. Hits are keyed by watch entry, so one
+pager owns a vehicle's hits at a time; the live task row is locked (``FOR UPDATE``) while a hit folds
+into it and a partial unique index allows one live task per entry, so even two pagers during a
+rebalance cannot open two. Tasks are the system of record people query, report on and audit (task
+events); a changelog topic would have to be mirrored into PostgreSQL anyway.
+
+A sighting of a vehicle with a live task sends an update only when it is somewhere new (another
+device, outside the suppression window) or leaves a parking lot (exit read); otherwise it only joins
+the trail. Backfilled and late reads only join the trail. States::
+
+    open → acknowledged → en_route → seized | not_found        (any live state → cancelled | expired)
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+import orjson
+
+from alerts import metrics
+from alerts.messages import render_update, reply_code, segments
+from alerts.pages import open_page
+from alerts.rosters import GROUP_ROLES, Officer, Role, Roster
+from streams.db import Connection
+from streams.events import SightingFlag, SourceKind
+from streams.hits import HitV1
+from streams.plates import PlateError, read_plate
+from streams.traffic import ResultKind, SeizureResultV1
+from streams.watchstore import mark_seized
+
+log = logging.getLogger(__name__)
+
+LIVE = ("open", "acknowledged", "en_route")
+TERMINAL = ("seized", "not_found", "cancelled", "expired")
+ALLOWED: dict[str, frozenset[str]] = {
+    "open": frozenset({"acknowledged", "en_route", "seized", "not_found", "cancelled", "expired"}),
+    "acknowledged": frozenset({"open", "en_route", "seized", "not_found", "cancelled", "expired"}),
+    "en_route": frozenset({"acknowledged", "seized", "not_found", "cancelled", "expired"}),
+}
+# Task messages are notifications with steps of their own, apart from the page's escalation steps.
+TASK_STEP_BASE = 100
+
+
+class TaskError(Exception):
+    """A transition that is not allowed, or a task that does not exist (message for people)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPolicy:
+    suppress_window: timedelta  # a new place within this long of the last update is only trailed
+    expiry: timedelta  # an open task nobody took, unseen this long, expires
+
+
+# --- correlation --------------------------------------------------------------------------------------
+
+
+async def take_hit(conn: Connection, hit: HitV1, roster: Roster, now: datetime, policy: TaskPolicy) -> str:
+    """Fold a hit into its vehicle's live task, or open a page and a task; return what happened.
+
+    Runs in the caller's transaction.
+    """
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM task_sightings WHERE hit_id = $1)", hit.hit_id):
+        return "replay"
+    live = await conn.fetchrow(
+        "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
+        hit.entry_id,
+        list(LIVE),
+    )
+    if live is None:
+        return await _open(conn, hit, roster, now)
+    return await _fold(conn, hit, live, roster, now, policy)
+
+
+async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> str:
+    if not await open_page(conn, hit, roster, now):
+        return "replay"
+    page = await conn.fetchrow("SELECT page_id, state, info_only FROM pages WHERE hit_id = $1", hit.hit_id)
+    assert page is not None  # noqa: S101  # opened just above, in this transaction
+    if page["state"] == "not_paged":  # soft seal, backfill, late: logged as a page record, no task
+        return "not_paged"
+    s = hit.sighting
+    task_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO tasks (task_id, entry_id, kind, state, court, district, page_id, first_seen_at,"
+        " last_seen_at, last_device_id, last_update_at, created_at, updated_at)"
+        " VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $7, $8, $9, $9, $9)",
+        task_id,
+        hit.entry_id,
+        "locate" if page["info_only"] else "seize",
+        hit.court,
+        s.district,
+        page["page_id"],
+        s.observed_at,
+        s.device_id,
+        now,
+    )
+    await _trail(conn, task_id, hit, "opened")
+    await _event(conn, task_id, now, "system", "system", None, "open", {"hit_id": str(hit.hit_id)})
+    metrics.TASKS.labels("opened").inc()
+    return "opened"
+
+
+async def _fold(
+    conn: Connection, hit: HitV1, live: asyncpg.Record, roster: Roster, now: datetime, policy: TaskPolicy
+) -> str:
+    s = hit.sighting
+    if s.backfill or SightingFlag.LATE in s.flags:
+        outcome = "suppressed"  # history: the trail, never an SMS
+    elif s.source_kind is SourceKind.PARKING_EXIT:
+        outcome = "update_left"
+    elif s.device_id != live["last_device_id"] and (
+        live["last_update_at"] is None or now - live["last_update_at"] >= policy.suppress_window
+    ):
+        outcome = "update_new_place"
+    else:
+        outcome = "suppressed"
+    await _trail(conn, live["task_id"], hit, outcome)
+    await conn.execute(
+        "UPDATE tasks SET last_seen_at = GREATEST(last_seen_at, $2), updated_at = $3 WHERE task_id = $1",
+        live["task_id"],
+        s.observed_at,
+        now,
+    )
+    metrics.TASK_SIGHTINGS.labels(outcome).inc()
+    if outcome == "suppressed":
+        return outcome
+    recipients = await _task_recipients(conn, live, roster, now)
+    step = TASK_STEP_BASE + live["updates"]
+    taken = live["assignee"] is not None
+    for officer in recipients:
+        code = await _code(conn)
+        body = render_update(
+            event="left" if outcome == "update_left" else "seen_again",
+            plate=hit.entry_plate,
+            place=s.device_name or s.device_id,
+            observed_at=s.observed_at,
+            reply_code=code,
+            taken=taken,
+        )
+        await _notification(conn, live["task_id"], live["page_id"], step, officer, code, body, now)
+    await conn.execute(
+        "UPDATE tasks SET updates = updates + 1, last_device_id = $2, last_update_at = $3 WHERE task_id = $1",
+        live["task_id"],
+        s.device_id,
+        now,
+    )
+    return outcome
+
+
+async def _trail(conn: Connection, task_id: uuid.UUID, hit: HitV1, outcome: str) -> None:
+    s = hit.sighting
+    await conn.execute(
+        "INSERT INTO task_sightings (hit_id, task_id, observed_at, device_id, device_name, district,"
+        " source_kind, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hit_id) DO NOTHING",
+        hit.hit_id,
+        task_id,
+        s.observed_at,
+        s.device_id,
+        s.device_name,
+        s.district,
+        s.source_kind.value,
+        outcome,
+    )
+
+
+async def _task_recipients(
+    conn: Connection, task: asyncpg.Record, roster: Roster, now: datetime
+) -> list[Officer]:
+    """Whoever took the task; else whoever its page reached last; else the owning court's duty."""
+    ids: list[str] = []
+    if task["assignee"]:
+        ids = [task["assignee"]]
+    elif task["page_id"] is not None:
+        ids = [
+            r["officer_id"]
+            for r in await conn.fetch(
+                "SELECT officer_id FROM notifications WHERE page_id = $1 AND step = (SELECT max(step) FROM"
+                " notifications WHERE page_id = $1 AND step < $2)",
+                task["page_id"],
+                TASK_STEP_BASE,
+            )
+        ]
+    officers = [o for i in ids if (o := roster.officer(i)) is not None and o.unreachable is None]
+    if officers:
+        return officers
+    return court_duty(roster, task["court"], now)
+
+
+def court_duty(roster: Roster, court: str, now: datetime) -> list[Officer]:
+    """The court's on-duty judge and judicial police (who take a vehicle over)."""
+    group = roster.on_duty(court, now)
+    if group is None:
+        log.warning("court %s has no duty group: nobody to tell", court)
+        return []
+    officers = []
+    for role in GROUP_ROLES:
+        if role is Role.BUREAU_LEADER:
+            continue
+        officer_id = group.member(role)
+        officer = roster.officer(officer_id) if officer_id else None
+        if officer is not None and officer.unreachable is None:
+            officers.append(officer)
+    return officers
+
+
+async def _code(conn: Connection) -> str:
+    return reply_code(int(await conn.fetchval("SELECT nextval('reply_code_seq')")))
+
+
+async def _notification(
+    conn: Connection,
+    task_id: uuid.UUID,
+    page_id: uuid.UUID | None,
+    step: int,
+    officer: Officer,
+    code: str,
+    body: str,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO notifications (notification_id, page_id, task_id, step, officer_id, phone, reply_code,"
+        " body, send_state, next_attempt_at, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)"
+        " ON CONFLICT DO NOTHING",
+        uuid.uuid4(),
+        page_id,
+        task_id,
+        step,
+        officer.officer_id,
+        officer.phone,
+        code,
+        body,
+        now,
+    )
+
+
+async def _event(
+    conn: Connection,
+    task_id: uuid.UUID,
+    now: datetime,
+    actor: str,
+    channel: str,
+    from_state: str | None,
+    to_state: str,
+    detail: dict[str, object] | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO task_events (task_id, at, actor, channel, from_state, to_state, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        task_id,
+        now,
+        actor,
+        channel,
+        from_state,
+        to_state,
+        orjson.dumps(detail or {}).decode(),
+    )
+
+
+# --- lifecycle ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Custody:
+    kind: str  # impound_lot | custodian
+    name: str | None
+    address: str | None = None
+
+
+async def transition(
+    conn: Connection,
+    task_id: uuid.UUID,
+    to_state: str,
+    *,
+    actor: str,
+    channel: str,
+    now: datetime,
+    custody: Custody | None = None,
+    detail: dict[str, object] | None = None,
+) -> str:
+    """Move a task to ``to_state`` (in the caller's transaction); return the state it came from.
+
+    A seizure closes the watch entry as seized; any terminal state stops the page's escalation.
+
+    Raises:
+        TaskError: no such task, or the move is not allowed from its state.
+    """
+    row = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
+    if row is None:
+        raise TaskError(f"no task {task_id}")
+    current = row["state"]
+    if to_state not in ALLOWED.get(current, frozenset()):
+        raise TaskError(f"task {task_id} is {current}: cannot become {to_state}")
+    terminal = to_state in TERMINAL
+    await conn.execute(
+        "UPDATE tasks SET state = $2, updated_at = $3, closed_at = CASE WHEN $4 THEN $3 ELSE closed_at END,"
+        " assignee = CASE WHEN $2 = 'acknowledged' AND $5 THEN $6 ELSE assignee END,"
+        " custody_kind = COALESCE($7, custody_kind), custody_name = COALESCE($8, custody_name),"
+        " custody_address = COALESCE($9, custody_address) WHERE task_id = $1",
+        task_id,
+        to_state,
+        now,
+        terminal,
+        channel in ("sms", "api", "cli"),
+        actor,
+        custody.kind if custody else None,
+        custody.name if custody else None,
+        custody.address if custody else None,
+    )
+    await _event(conn, task_id, now, actor, channel, current, to_state, detail)
+    metrics.TASKS.labels(to_state).inc()
+    if to_state == "seized":
+        active = await conn.fetchval(
+            "SELECT status = 'active' FROM watch_entries WHERE entry_id = $1", row["entry_id"]
+        )
+        if active:
+            where = (
+                f"{custody.kind}: {custody.name}" if custody and custody.name else "custody to be recorded"
+            )
+            await mark_seized(conn, row["entry_id"], by=actor, reason=f"task {task_id} ({where})")
+    if terminal and row["page_id"] is not None:
+        await conn.execute(
+            "UPDATE pages SET state = 'cancelled', next_due_at = NULL, updated_at = $2"
+            " WHERE page_id = $1 AND state = 'open'",
+            row["page_id"],
+            now,
+        )
+    return str(current)
+
+
+async def task_of_page(conn: Connection, page_id: uuid.UUID) -> uuid.UUID | None:
+    """The live task a page opened, if any."""
+    value = await conn.fetchval(
+        "SELECT task_id FROM tasks WHERE page_id = $1 AND state = ANY($2::text[])", page_id, list(LIVE)
+    )
+    return value if isinstance(value, uuid.UUID) else None
+
+
+async def cancel_released(conn: Connection, roster: Roster, now: datetime) -> int:
+    """Live tasks whose entry was released are cancelled and their people told not to go."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT t.* , e.plate FROM tasks t JOIN watch_entries e USING (entry_id)"
+            " WHERE t.state = ANY($1::text[]) AND e.status = 'released' FOR UPDATE OF t SKIP LOCKED",
+            list(LIVE),
+        )
+        for task in rows:
+            recipients = await _task_recipients(conn, task, roster, now)
+            await transition(conn, task["task_id"], "cancelled", actor="system", channel="system", now=now,
+                             detail={"reason": "watch entry released"})  # fmt: skip
+            for officer in recipients:
+                code = await _code(conn)
+                body = _fit(f"【执行查控 {code}】{task['plate']} 已解除查封，扣押任务取消，无需前往。")
+                step = TASK_STEP_BASE + 90
+                await _notification(conn, task["task_id"], task["page_id"], step, officer, code, body, now)
+    return len(rows)
+
+
+async def expire_stale(conn: Connection, now: datetime, policy: TaskPolicy) -> int:
+    """Open tasks nobody took and nobody has seen the vehicle for since ``policy.expiry`` expire."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT task_id FROM tasks WHERE state = 'open' AND last_seen_at < $1 FOR UPDATE SKIP LOCKED",
+            now - policy.expiry,
+        )
+        for row in rows:
+            await transition(conn, row["task_id"], "expired", actor="system", channel="system", now=now)
+    return len(rows)
+
+
+def _fit(text: str, limit: int = 2) -> str:
+    """Short task messages: cut to ``limit`` UCS-2 segments (they are written short; this is a guard)."""
+    while segments(text) > limit:
+        text = text[:-2] + "…"
+    return text
+
+
+# --- traffic police ------------------------------------------------------------------------------------
+
+
+async def apply_traffic_result(
+    conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
+) -> str:
+    """Apply what the traffic police report (once per result id) and tell the owning court."""
+    async with conn.transaction():
+        first = await conn.fetchval(
+            "INSERT INTO traffic_results (result_id, request_id, result, received_at, outcome, payload)"
+            " VALUES ($1, $2, $3, $4, 'received', $5::jsonb)"
+            " ON CONFLICT (result_id) DO NOTHING RETURNING true",
+            result.result_id,
+            result.request_id,
+            result.result.value,
+            now,
+            result.model_dump_json(),
+        )
+        if not first:
+            return "replay"
+        outcome, task_id = await _apply_result(conn, result, roster, now)
+        await conn.execute(
+            "UPDATE traffic_results SET outcome = $2, task_id = $3 WHERE result_id = $1",
+            result.result_id,
+            outcome,
+            task_id,
+        )
+        metrics.TRAFFIC_RESULTS.labels(outcome).inc()
+        return outcome
+
+
+async def _apply_result(
+    conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
+) -> tuple[str, uuid.UUID | None]:
+    entry = await conn.fetchrow(
+        "SELECT entry_id, plate, court, status FROM watch_entries WHERE entry_id = $1", result.request_id
+    )
+    if entry is None:
+        log.warning("traffic result %s for unknown request %s", result.result_id, result.request_id)
+        return "unknown_request", None
+    try:
+        plate_ok = read_plate(result.plate).text == entry["plate"]
+    except PlateError:
+        plate_ok = False
+    if not plate_ok:
+        log.warning("traffic result %s names another plate than its request: not applied", result.result_id)
+        return "plate_mismatch", None
+    task = await conn.fetchrow(
+        "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
+        entry["entry_id"],
+        list(LIVE),
+    )
+    if task is None and result.result is ResultKind.NOT_FOUND:
+        return "not_found_recorded", None
+    if task is None:
+        # The police stopped a vehicle on their list before any camera saw it: the task starts here.
+        task_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO tasks (task_id, entry_id, kind, state, court, district, page_id, first_seen_at,"
+            " last_seen_at, created_at, updated_at)"
+            " VALUES ($1, $2, 'seize', 'open', $3, $4, NULL, $5, $5, $6, $6)",
+            task_id,
+            entry["entry_id"],
+            entry["court"],
+            result.district,
+            result.at,
+            now,
+        )
+        await _event(conn, task_id, now, f"traffic:{result.unit}", "traffic_police", None, "open",
+                     {"result_id": result.result_id})  # fmt: skip
+        metrics.TASKS.labels("opened").inc()
+        task = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        assert task is not None  # noqa: S101  # inserted above
+    task_id = task["task_id"]
+    actor = f"traffic:{result.unit}/{result.officer}"
+    detail: dict[str, object] = {"result_id": result.result_id, "place": result.place, "unit": result.unit}
+    if result.result is ResultKind.SEIZED:
+        custody = Custody(result.custody_kind.value if result.custody_kind else "impound_lot",
+                          result.custody_name, result.custody_address)  # fmt: skip
+        if task["state"] != "seized":
+            await transition(conn, task_id, "seized", actor=actor, channel="traffic_police", now=now,
+                             custody=custody, detail=detail)  # fmt: skip
+        text = f"已由{result.unit}扣押于{result.place}，存放：{result.custody_name}"
+    elif result.result is ResultKind.STOPPED:
+        await _event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
+                     {**detail, "traffic": "stopped"})  # fmt: skip
+        text = f"已由{result.unit}拦停于{result.place}，请派员接手"
+    else:
+        await _event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
+                     {**detail, "traffic": "not_found"})  # fmt: skip
+        text = f"{result.unit}在{result.place}未找到该车"
+    # The owning court is told, wherever it is: its duty officers (and whoever took the task).
+    recipients = {o.officer_id: o for o in court_duty(roster, entry["court"], now)}
+    if task["assignee"] and (assignee := roster.officer(task["assignee"])) and assignee.unreachable is None:
+        recipients[assignee.officer_id] = assignee
+    applied = await conn.fetchval("SELECT count(*) FROM traffic_results WHERE task_id = $1", task_id)
+    step = TASK_STEP_BASE + 50 + int(applied)
+    for officer in recipients.values():
+        code = await _code(conn)
+        body = _fit(f"【执行查控 {code}】{entry['plate']} {text}。")
+        await _notification(conn, task_id, task["page_id"], step, officer, code, body, now)
+    return f"applied_{result.result.value}", task_id
