@@ -50,8 +50,8 @@ async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Cla
         rows = await conn.fetch(
             "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts,"
             " COALESCE(p.state, 'open') AS state, COALESCE(p.sighted_at, n.created_at) AS sighted_at,"
-            # the court's morning notice and task messages go out after the page was taken too
-            " ((n.step = $3 OR n.step >= $4) AND p.state IN ('acknowledged', 'cancelled')) AS after_take"
+            # the court's morning notice and task messages go out whatever became of the page's escalation
+            " (n.step = $3 OR n.step >= $4) AS beyond_escalation"
             " FROM notifications n LEFT JOIN pages p USING (page_id)"
             " WHERE n.send_state = 'pending' AND n.next_attempt_at <= $1"
             " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED",
@@ -62,8 +62,8 @@ async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Cla
         )
         claimed: list[Claimed] = []
         for row in rows:
-            # Taken or cancelled meanwhile: nothing more goes out, but for the court's morning notice.
-            if row["state"] != "open" and not row["after_take"]:
+            # Taken or over meanwhile: no more escalation steps go out (notices and task messages do).
+            if row["state"] != "open" and not row["beyond_escalation"]:
                 await conn.execute(
                     "UPDATE notifications SET send_state = 'skipped' WHERE notification_id = $1",
                     row["notification_id"],

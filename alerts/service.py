@@ -31,6 +31,8 @@ from alerts.sms import ConsoleSms, SmsProvider
 from streams import db
 from streams.errors import ConfigurationError
 from streams.hits import HitV1
+from streams.outbox import OutboxRelay
+from streams.producers import idempotent_producer
 from streams.settings import KafkaSettings, PostgresSettings
 from streams.topics import HITS, SEIZURE_RESULTS
 from streams.traffic import SeizureResultV1
@@ -260,13 +262,21 @@ async def running(
             await db.migrate(conn)
         pager = Pager(pool, provider, settings, postgres.dsn.get_secret_value(), clock)
         jobs = [asyncio.create_task(pager.run_loops(), name="pager-loops")]
+        producer = idempotent_producer(kafka, "pager")
         if consume:
+            await producer.start()
             jobs.append(asyncio.create_task(consume_hits(pager, kafka), name="pager-hits"))
             jobs.append(asyncio.create_task(consume_traffic_results(pager, kafka), name="pager-traffic"))
+            # Task changes (a seizure) change the traffic police's list: publish the outbox here too,
+            # whether or not a matcher worker runs (one relay publishes at a time, by advisory lock).
+            relay = OutboxRelay(postgres, kafka, producer)
+            jobs.append(asyncio.create_task(relay.run(), name="pager-outbox"))
         try:
             yield pager
         finally:
             for job in jobs:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
+            if consume:
+                await producer.stop()
             await provider.close()

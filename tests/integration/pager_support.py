@@ -120,12 +120,14 @@ class RunningPager:
 
 
 @contextlib.asynccontextmanager
-async def serve_pager(isolated: Isolated, fake: FakeTwilio, clock: Clock) -> AsyncIterator[RunningPager]:
+async def serve_pager(
+    isolated: Isolated, fake: FakeTwilio, clock: Clock, *, settings: PagerSettings | None = None
+) -> AsyncIterator[RunningPager]:
     """The pager app served by uvicorn on loopback, sending through the real twilio client to the fake."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = PagerSettings(
-        port=port, public_url=url, ack_timeout_s=60, poll_interval_s=0.1, api_token=SecretStr(API_TOKEN)
+    settings = (settings or PagerSettings(ack_timeout_s=60)).model_copy(
+        update={"port": port, "public_url": url, "poll_interval_s": 0.1, "api_token": SecretStr(API_TOKEN)}
     )
     twilio = TwilioSettings(
         account_sid=fake.account_sid,

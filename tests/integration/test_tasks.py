@@ -1,0 +1,287 @@
+"""Seizure tasks end to end: sightings fold into one task, updates, the traffic police's results,
+releases, and officers' replies — through Kafka, PostgreSQL, the pager and the fake Twilio."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from alerts.settings import PagerSettings
+from streams import watchstore
+from streams.events import SourceKind, new_sighting
+from streams.hits import HitV1, record_hit
+from streams.matching import Match, MatchKind
+from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
+from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
+from streams.watchlist import WatchEntry
+from tests.conftest import Isolated, eventually, topic_records
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.pager_support import (
+    JIAOJIANG,
+    Clock,
+    RunningPager,
+    import_example_roster,
+    publish,
+    serve_pager,
+)
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+JUDGE = "+8613800001022"  # jj-j2, on duty at DAY
+
+
+@pytest.fixture(scope="module")
+async def pager(isolated: Isolated) -> AsyncIterator[RunningPager]:
+    await import_example_roster(isolated.settings.postgres.dsn.get_secret_value())
+    # Nobody answers in these tests and the clock jumps minutes: no escalation should get in the way.
+    settings = PagerSettings(task_suppress_window_s=180, ack_timeout_s=3600)
+    async with FakeTwilio() as fake, serve_pager(isolated, fake, Clock(DAY), settings=settings) as running:
+        yield running
+
+
+async def conn_of(isolated: Isolated) -> asyncpg.Connection:
+    return await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+
+
+async def watch(isolated: Isolated, plate: str) -> WatchEntry:
+    conn = await conn_of(isolated)
+    try:
+        record = await watchstore.add_entry(
+            conn,
+            watchstore.NewEntry(
+                plate=plate, case_number=f"(2026)浙1002执{uuid.uuid4().int % 100000}号", court=JIAOJIANG,
+                valid_from=DAY - timedelta(days=30),
+            ),
+            by="test",
+        )  # fmt: skip
+        return record.entry
+    finally:
+        await conn.close()
+
+
+async def seen(
+    pager: RunningPager, isolated: Isolated, entry: WatchEntry, device: str, at: datetime,
+    kind: SourceKind = SourceKind.CHECKPOINT,
+) -> HitV1:  # fmt: skip
+    """The vehicle read at ``device`` at ``at``: a hit recorded and published as the matcher does."""
+    pager.clock.now = at
+    sighting = new_sighting(
+        sighting_id=uuid.uuid4().hex, source_kind=kind, source_id="test", device_id=device,
+        plate_raw=entry.plate.text,
+        observed_at=at, received_at=at, district="331002", device_name=f"设备 {device}",
+    )  # fmt: skip
+    hit = HitV1.build(sighting, Match(entry, MatchKind.EXACT, 1.0), matched_at=at)
+    conn = await conn_of(isolated)
+    try:
+        await record_hit(conn, hit)
+    finally:
+        await conn.close()
+    await publish(isolated, hit)
+    await eventually(
+        lambda: trail(isolated, entry), lambda rows: any(r["hit_id"] == hit.hit_id for r in rows)
+    )
+    return hit
+
+
+async def trail(isolated: Isolated, entry: WatchEntry) -> list[asyncpg.Record]:
+    conn = await conn_of(isolated)
+    try:
+        return await conn.fetch(
+            "SELECT s.* FROM task_sightings s JOIN tasks t USING (task_id) WHERE t.entry_id = $1"
+            " ORDER BY s.observed_at",
+            entry.entry_id,
+        )
+    finally:
+        await conn.close()
+
+
+async def task_of(isolated: Isolated, entry: WatchEntry) -> asyncpg.Record:
+    conn = await conn_of(isolated)
+    try:
+        rows = await conn.fetch("SELECT * FROM tasks WHERE entry_id = $1", entry.entry_id)
+    finally:
+        await conn.close()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def task_messages(isolated: Isolated, task_id: uuid.UUID, minimum: int = 0) -> list[asyncpg.Record]:
+    async def probe() -> list[asyncpg.Record]:
+        conn = await conn_of(isolated)
+        try:
+            return await conn.fetch(
+                "SELECT * FROM notifications WHERE task_id = $1 AND send_state = 'sent' ORDER BY step",
+                task_id,
+            )
+        finally:
+            await conn.close()
+
+    return await eventually(probe, lambda rows: len(rows) >= minimum)
+
+
+async def test_five_cameras_in_ten_minutes_make_one_task_and_two_updates(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J11111")
+    for minute, device in ((0, "kk-a"), (2, "kk-b"), (4, "kk-c"), (6, "kk-d"), (8, "kk-e")):
+        await seen(pager, isolated, entry, device, DAY + timedelta(minutes=minute))
+    outcomes = [r["outcome"] for r in await trail(isolated, entry)]
+    # Window 3 min: new places at +4 and +8 are updates; +2 and +6 fall inside the window.
+    assert outcomes == ["opened", "suppressed", "update_new_place", "suppressed", "update_new_place"]
+    task = await task_of(isolated, entry)
+    assert (task["state"], task["updates"], task["last_device_id"]) == ("open", 2, "kk-e")
+    updates = await task_messages(isolated, task["task_id"], minimum=4)
+    assert len(updates) == 4  # two updates, each to the two officers paged first
+    assert all("再次出现在" in u["body"] for u in updates)
+
+
+async def test_an_exit_read_says_the_vehicle_left_the_lot(pager: RunningPager, isolated: Isolated) -> None:
+    entry = await watch(isolated, "浙J22222")
+    await seen(pager, isolated, entry, "wanda/in", DAY, SourceKind.PARKING_ENTRY)
+    await seen(pager, isolated, entry, "wanda/out", DAY + timedelta(minutes=1), SourceKind.PARKING_EXIT)
+    task = await task_of(isolated, entry)
+    [left, *_] = await task_messages(isolated, task["task_id"], minimum=2)
+    assert "驶离" in left["body"]
+    assert [r["outcome"] for r in await trail(isolated, entry)] == ["opened", "update_left"]
+
+
+async def test_traffic_police_seizure_closes_task_and_entry_and_leaves_their_list(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J33333")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    result = SeizureResultV1(
+        result_id=f"tp-{uuid.uuid4().hex[:8]}", request_id=entry.entry_id, plate="浙J33333",
+        result=ResultKind.SEIZED, at=DAY + timedelta(minutes=20), place="G15 路桥收费站", district="331004",
+        officer="王警官 (警号 12345)", unit="路桥交警大队", custody_kind=CustodyKind.IMPOUND_LOT,
+        custody_name="路桥区扣押场", custody_address="路桥区某路 1 号",
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for _ in range(2):  # a resend is applied once
+            await producer.send_and_wait(
+                isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
+                value=result.model_dump_json().encode(),
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+
+    async def closed() -> asyncpg.Record:
+        return await task_of(isolated, entry)
+
+    task = await eventually(closed, lambda t: t["state"] == "seized")
+    assert (task["custody_kind"], task["custody_name"]) == ("impound_lot", "路桥区扣押场")
+    conn = await conn_of(isolated)
+    try:
+        status = await conn.fetchrow(
+            "SELECT status, closed_reason FROM watch_entries WHERE entry_id = $1", entry.entry_id
+        )
+        applied = await conn.fetchval(
+            "SELECT count(*) FROM traffic_results WHERE request_id = $1", entry.entry_id
+        )
+        page = await conn.fetchval("SELECT state FROM pages WHERE page_id = $1", task["page_id"])
+    finally:
+        await conn.close()
+    assert status is not None
+    assert (status["status"], status["closed_reason"]) == ("seized", "seized")
+    assert applied == 1
+    assert page == "cancelled"  # nobody is paged any more for it
+    told = await task_messages(isolated, task["task_id"], minimum=2)
+    assert all("路桥交警大队" in n["body"] and "扣押" in n["body"] for n in told)
+
+    async def last_request() -> list[object]:
+        return [
+            r.value
+            for r in await topic_records(isolated, SEIZURE_REQUESTS)
+            if r.key == str(entry.entry_id).encode()
+        ]
+
+    # The traffic police's list: added when watched, then a tombstone once seized.
+    values = await eventually(last_request, lambda v: len(v) >= 2 and v[-1] is None)
+    assert values[0] is not None
+
+
+async def test_a_release_cancels_the_task_and_tells_whoever_took_it(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J44444")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    task = await task_of(isolated, entry)
+    conn = await conn_of(isolated)
+    try:
+        code = await conn.fetchval(
+            "SELECT reply_code FROM notifications WHERE page_id = $1 AND officer_id = 'jj-j2'",
+            task["page_id"],
+        )
+    finally:
+        await conn.close()
+    await eventually(lambda: task_messages_page(isolated, task["page_id"]), lambda n: n >= 2)
+    taken = await pager.fake.inbound(f"{pager.url}/twilio/inbound", JUDGE, f"1 {code}")
+    assert "已确认" in taken.text
+    assert (await task_of(isolated, entry))["assignee"] == "jj-j2"
+    conn = await conn_of(isolated)
+    try:
+        await watchstore.release_entry(conn, entry.entry_id, by="clerk", reason="已履行",
+                                       closed=watchstore.ClosedReason.PAID)  # fmt: skip
+    finally:
+        await conn.close()
+    cancelled = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "cancelled")
+    [notice] = await task_messages(isolated, cancelled["task_id"], minimum=1)
+    assert notice["officer_id"] == "jj-j2"
+    assert "解除查封" in notice["body"]
+
+
+async def task_messages_page(isolated: Isolated, page_id: uuid.UUID) -> int:
+    conn = await conn_of(isolated)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM notifications WHERE page_id = $1 AND send_state = 'sent'", page_id
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(("digit", "state"), [("3", "seized"), ("4", "not_found")])
+async def test_sms_replies_set_the_task_state(
+    pager: RunningPager, isolated: Isolated, digit: str, state: str
+) -> None:
+    entry = await watch(isolated, f"浙J5555{digit}")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    task = await task_of(isolated, entry)
+    await eventually(lambda: task_messages_page(isolated, task["page_id"]), lambda n: n >= 2)
+    conn = await conn_of(isolated)
+    try:
+        code = await conn.fetchval(
+            "SELECT reply_code FROM notifications WHERE page_id = $1 AND officer_id = 'jj-j2'",
+            task["page_id"],
+        )
+    finally:
+        await conn.close()
+    await pager.fake.inbound(f"{pager.url}/twilio/inbound", JUDGE, f"1 {code}")
+    answer = await pager.fake.inbound(f"{pager.url}/twilio/inbound", JUDGE, f"{digit} {code}")
+    assert "已记录" in answer.text
+    final = await task_of(isolated, entry)
+    assert final["state"] == state
+    conn = await conn_of(isolated)
+    try:
+        rows = await conn.fetch(
+            "SELECT * FROM task_events WHERE task_id = $1 ORDER BY at, event_id", final["task_id"]
+        )
+        events = [(e["from_state"], e["to_state"], e["actor"]) for e in rows]
+    finally:
+        await conn.close()
+    assert events == [
+        (None, "open", "system"),
+        ("open", "acknowledged", "jj-j2"),
+        ("acknowledged", state, "jj-j2"),
+    ]
