@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from alerts import replies, roster_api
+from alerts import replies, roster_api, task_api
 from alerts.rosterstore import load_roster
 from alerts.service import Clock, Pager, running, utc_now
 from alerts.settings import PagerSettings, TwilioSettings
@@ -155,6 +155,7 @@ def create_app(
         )
 
     roster_api.add_routes(app, pager_of, lambda request: _authorized(settings, request))
+    task_api.add_routes(app, pager_of, lambda request: _authorized(settings, request))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -20,9 +21,10 @@ from streams.matching import Match, MatchKind
 from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
 from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
 from streams.watchlist import WatchEntry
-from tests.conftest import Isolated, eventually, topic_records
+from tests.conftest import Isolated, eventually, run_seizewatch, topic_records
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.pager_support import (
+    API_TOKEN,
     JIAOJIANG,
     Clock,
     RunningPager,
@@ -285,3 +287,51 @@ async def test_sms_replies_set_the_task_state(
         ("open", "acknowledged", "jj-j2"),
         ("acknowledged", state, "jj-j2"),
     ]
+
+
+async def test_task_api_and_cli_show_officers_only_what_is_theirs(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J66666")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    await seen(pager, isolated, entry, "kk-b", DAY + timedelta(minutes=5))
+    task = await task_of(isolated, entry)
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with httpx.AsyncClient(base_url=pager.url) as client:
+        assert (await client.get("/api/v1/tasks", headers={**auth})).status_code == 400  # on whose behalf?
+        mine = await client.get(
+            "/api/v1/tasks", headers={**auth, "X-Officer-Id": "jj-p3"}, params={"district": "331002"}
+        )
+        assert str(task["task_id"]) in {
+            t["task_id"] for t in mine.json()["tasks"]
+        }  # same court, another group
+        other = await client.get("/api/v1/tasks", headers={**auth, "X-Officer-Id": "hy-j1"})
+        assert str(task["task_id"]) not in {t["task_id"] for t in other.json()["tasks"]}  # another court
+        url = f"/api/v1/tasks/{task['task_id']}"
+        assert (await client.get(url, headers={**auth, "X-Officer-Id": "hy-j1"})).status_code == 404
+        detail = (await client.get(url, headers={**auth, "X-Officer-Id": "jj-j2"})).json()
+        assert [p["outcome"] for p in detail["trail"]] == ["opened", "update_new_place"]
+        no_custody = await client.post(
+            f"{url}/state", json={"state": "seized"}, headers={**auth, "X-Officer-Id": "jj-j2"}
+        )
+        assert no_custody.status_code == 409
+        taken = await client.post(
+            f"{url}/state", json={"state": "acknowledged"}, headers={**auth, "X-Officer-Id": "jj-p2"}
+        )
+        assert (taken.status_code, taken.json()["assignee"]) == (200, "jj-p2")
+        foreign = await client.post(
+            f"{url}/state", json={"state": "cancelled"}, headers={**auth, "X-Officer-Id": "hy-j1"}
+        )
+        assert foreign.status_code == 404
+    listed = run_seizewatch(isolated.env, "tasks", "list", "--officer", "jj-l1", "--district", "331002")
+    assert str(task["task_id"]) in listed.stdout
+    seized = run_seizewatch(
+        isolated.env, "tasks", "state", str(task["task_id"]), "seized", "--officer", "jj-p2",
+        "--custody-kind", "custodian", "--custody-name", "台州市某拖车保管公司",
+    )  # fmt: skip
+    assert "浙J66666: seized" in seized.stdout
+    refused = run_seizewatch(isolated.env, "tasks", "list", "--officer", "nobody", check=False)
+    assert refused.returncode != 0
+    assert "not an active officer" in refused.stderr
+    shown = run_seizewatch(isolated.env, "tasks", "show", str(task["task_id"]), "--officer", "jj-j2").stdout
+    assert "acknowledged → seized by jj-p2 via cli" in shown

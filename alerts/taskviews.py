@@ -1,0 +1,161 @@
+"""What officers may see and do with tasks: listing, taking, setting a state — the same rules for the
+API and the CLI.
+
+An officer sees and changes the tasks of their own court, and any task they were texted about (a
+police-station contact who held the vehicle, another court's officer told of a vehicle seen in their
+district).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from alerts import tasks
+from alerts.rosters import Officer, Roster
+from streams.db import Connection
+
+
+class NotAllowed(Exception):  # an answer to the caller, like PermissionError
+    """The officer may not see or change this task (or is not on the roster)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    task_id: uuid.UUID
+    plate: str
+    case_number: str
+    court: str
+    kind: str
+    state: str
+    district: str | None
+    assignee: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    last_place: str | None
+    custody: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["task_id"] = str(self.task_id)
+        data["first_seen_at"] = self.first_seen_at.isoformat()
+        data["last_seen_at"] = self.last_seen_at.isoformat()
+        return data
+
+
+_SELECT = (
+    "SELECT t.task_id, e.plate, e.case_number, t.court, t.kind, t.state, t.district, t.assignee,"
+    " t.first_seen_at, t.last_seen_at, t.custody_name,"
+    " (SELECT COALESCE(s.device_name, s.device_id) FROM task_sightings s WHERE s.task_id = t.task_id"
+    "  ORDER BY s.observed_at DESC LIMIT 1) AS last_place"
+    " FROM tasks t JOIN watch_entries e USING (entry_id)"
+)
+_VISIBLE = (
+    "(t.court = $1 OR EXISTS (SELECT 1 FROM notifications n WHERE n.officer_id = $2"
+    " AND (n.task_id = t.task_id OR n.page_id = t.page_id)))"
+)
+
+
+def officer_of(roster: Roster, officer_id: str) -> Officer:
+    officer = roster.officer(officer_id)
+    if officer is None or not officer.active:
+        raise NotAllowed(f"{officer_id} is not an active officer on the roster")
+    return officer
+
+
+def _view(row: Any) -> TaskView:
+    return TaskView(
+        task_id=row["task_id"], plate=row["plate"], case_number=row["case_number"], court=row["court"],
+        kind=row["kind"], state=row["state"], district=row["district"], assignee=row["assignee"],
+        first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"], last_place=row["last_place"],
+        custody=row["custody_name"],
+    )  # fmt: skip
+
+
+async def list_tasks(
+    conn: Connection,
+    officer: Officer,
+    *,
+    district: str | None = None,
+    live_only: bool = True,
+    limit: int = 200,
+) -> list[TaskView]:
+    """The tasks the officer may see, latest sighting first."""
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE {_VISIBLE} AND ($3::text IS NULL OR t.district = $3)"
+        " AND (NOT $4 OR t.state = ANY($5::text[])) ORDER BY t.last_seen_at DESC LIMIT $6",
+        officer.court_id or "",
+        officer.officer_id,
+        district,
+        live_only,
+        list(tasks.LIVE),
+        limit,
+    )
+    return [_view(r) for r in rows]
+
+
+async def get_task(conn: Connection, officer: Officer, task_id: uuid.UUID) -> TaskView:
+    """Raises: NotAllowed (also for a task that does not exist: nothing is revealed)."""
+    row = await conn.fetchrow(
+        f"{_SELECT} WHERE t.task_id = $3 AND {_VISIBLE}", officer.court_id or "", officer.officer_id, task_id
+    )
+    if row is None:
+        raise NotAllowed(f"no task {task_id} for {officer.officer_id}")
+    return _view(row)
+
+
+async def trail_and_events(
+    conn: Connection, task_id: uuid.UUID
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    trail = [
+        {
+            "at": r["observed_at"].isoformat(),
+            "place": r["device_name"] or r["device_id"],
+            "outcome": r["outcome"],
+        }
+        for r in await conn.fetch(
+            "SELECT * FROM task_sightings WHERE task_id = $1 ORDER BY observed_at", task_id
+        )
+    ]
+    events = [
+        {
+            "at": r["at"].isoformat(),
+            "by": r["actor"],
+            "via": r["channel"],
+            "from": r["from_state"],
+            "to": r["to_state"],
+        }
+        for r in await conn.fetch(
+            "SELECT * FROM task_events WHERE task_id = $1 ORDER BY at, event_id", task_id
+        )
+    ]
+    return trail, events
+
+
+async def set_state(
+    conn: Connection,
+    officer: Officer,
+    task_id: uuid.UUID,
+    state: str,
+    *,
+    channel: str,
+    now: datetime,
+    custody: tasks.Custody | None = None,
+) -> TaskView:
+    """Take a task (``acknowledged``) or move it, as this officer.
+
+    Raises:
+        NotAllowed: the officer may not change it.
+        TaskError: the move is not allowed, or a seizure without custody.
+    """
+    if state == "seized" and (custody is None or not custody.name):
+        raise tasks.TaskError("a seizure names where the vehicle is held (custody kind and name)")
+    async with conn.transaction():
+        await get_task(conn, officer, task_id)
+        await tasks.transition(
+            conn, task_id, state, actor=officer.officer_id, channel=channel, now=now, custody=custody
+        )
+        return await get_task(conn, officer, task_id)
