@@ -48,3 +48,32 @@ TRAFFIC_RESULTS = Counter(
     "seizewatch_traffic_results_total", "Traffic-police results, by what became of them.", ["outcome"]
 )
 OPEN_TASKS = Gauge("seizewatch_open_tasks", "Live seizure tasks by state.", ["state"])
+
+# The enforcement funnel (alerts/funnel.py), refreshed by the pager.
+# The label is the court (few, and not personal data) or "total" for the totals row: leave court="total"
+# out when summing over courts.
+FUNNEL_WATCHED_VEHICLES = Gauge(
+    "seizewatch_funnel_watched_vehicles",
+    'Vehicles under watch this calendar year (Asia/Shanghai), per court; court="total" is all courts.',
+    ["court"],
+)
+FUNNEL_ALARMS = Gauge(
+    "seizewatch_funnel_alarms",
+    'Alarms (tasks opened) this calendar year, per court; court="total" is all courts.',
+    ["court"],
+)
+FUNNEL_SEIZED_VEHICLES = Gauge(
+    "seizewatch_funnel_seized_vehicles",
+    'Vehicles seized this calendar year, per court; court="total" is all courts.',
+    ["court"],
+)
+FUNNEL_SETTLED_CASES = Gauge(
+    "seizewatch_funnel_settled_cases",
+    'Cases settled (paid or settled) this calendar year, per court; court="total" is all courts.',
+    ["court"],
+)
+FUNNEL_MEDIAN_SECONDS_TO_SEIZURE = Gauge(
+    "seizewatch_funnel_median_seconds_to_seizure",
+    "Median time from first sighting to seizure this calendar year, per court; absent when none.",
+    ["court"],
+)

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from alerts import metrics, sending, tasks
+from alerts.funnel import refresh_funnel_metrics
 from alerts.pages import (
     PAGES_CHANNEL,
     EscalationPolicy,
@@ -40,6 +41,7 @@ from streams.traffic import SeizureResultV1
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+FUNNEL_EVERY = timedelta(minutes=5)
 
 
 def utc_now() -> datetime:
@@ -73,6 +75,7 @@ class Pager:
     settings: PagerSettings
     dsn: str  # for the connection that listens for wake-ups
     clock: Clock = utc_now
+    _funnel_at: datetime | None = None
 
     @property
     def escalation(self) -> EscalationPolicy:
@@ -103,6 +106,14 @@ class Pager:
         async with self.pool.acquire() as conn:
             roster = await load_roster(conn)
             return await tasks.apply_traffic_result(conn, result, roster, self.clock())
+
+    async def funnel_once(self) -> None:
+        """This year's enforcement funnel as gauges, every few minutes (cheap: a few aggregate queries)."""
+        now = self.clock()
+        if self._funnel_at is not None and now - self._funnel_at < FUNNEL_EVERY:
+            return
+        self._funnel_at = now
+        await refresh_funnel_metrics(self.pool, now)
 
     async def tasks_once(self) -> int:
         """Cancel tasks of released entries, expire stale ones, refresh the open-task gauges."""
@@ -144,6 +155,7 @@ class Pager:
         try:
             while True:
                 try:
+                    await self.funnel_once()
                     busy = await self.tasks_once() + await self.escalate_once() + await self.send_once()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("pager round failed: %s; retrying", exc)

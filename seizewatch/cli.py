@@ -506,12 +506,14 @@ def main() -> None:
 
 def _register_commands() -> None:
     from seizewatch.backfill_cli import backfill
+    from seizewatch.report_cli import report
     from seizewatch.roster_cli import roster
     from seizewatch.tasks_cli import tasks_group
 
     cli.add_command(backfill)
     cli.add_command(roster)
     cli.add_command(tasks_group)
+    cli.add_command(report)
 
 
 _register_commands()
