@@ -202,9 +202,7 @@ def create_app(
         metrics.REQUESTS.labels(connector, "503").inc()
         log.warning("answering 503: %s", exc)
         return JSONResponse(
-            error_body(
-                "kafka_unavailable", "cannot store reads right now; nothing was accepted, retry later"
-            ),
+            error_body("kafka_unavailable", "cannot store this right now; nothing was accepted, retry later"),
             status_code=503,
             headers={"Retry-After": str(exc.retry_after_s)},
         )

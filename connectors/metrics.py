@@ -1,4 +1,4 @@
-"""Prometheus metrics of the connectors. ``connector`` is one of parking, gat1400, isapi, backfill."""
+"""Prometheus metrics of the connectors. ``connector`` is parking, gat1400, isapi, traffic or backfill."""
 
 from __future__ import annotations
 

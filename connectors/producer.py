@@ -45,6 +45,7 @@ class SightingPublisher:
         timeout_s: float = 5.0,
         retry_after_s: int = 5,
     ) -> None:
+        self._kafka = kafka
         self._topic = kafka.topic(SIGHTINGS)
         self._dlq = kafka.topic(SIGHTINGS_DLQ)
         self._producer = idempotent_producer(kafka, role)
@@ -76,6 +77,21 @@ class SightingPublisher:
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Raises: KafkaUnavailable."""
         await self._acknowledged([(self._dlq, None, letter.raw, letter.headers())])
+
+    async def publish_keyed(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes]],
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Send (key, value) records to another declared topic (logical name), with the same promise.
+
+        Raises:
+            KafkaUnavailable: not every record was acknowledged within the timeout.
+        """
+        real = self._kafka.topic(topic)
+        await self._acknowledged([(real, key, value, headers) for key, value in records])
 
     async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Put bytes on the sightings topic as they are (tests of the match stage's dead-letter path)."""

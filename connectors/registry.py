@@ -27,6 +27,7 @@ class Connector(enum.StrEnum):
     GAT1400 = "gat1400"
     ISAPI = "isapi"
     BACKFILL = "backfill"
+    TRAFFIC = "traffic"
 
 
 class AuthMethod(enum.StrEnum):

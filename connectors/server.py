@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from connectors import gat1400_routes, isapi_routes, parking_routes
+from connectors import gat1400_routes, isapi_routes, parking_routes, traffic_routes
 from connectors.http import create_app
 from connectors.settings import IngestSettings
 from streams.settings import KafkaSettings, PostgresSettings
@@ -15,6 +15,11 @@ def build_app(kafka: KafkaSettings, postgres: PostgresSettings, settings: Ingest
         kafka,
         postgres,
         settings,
-        routes=[parking_routes.add_routes, gat1400_routes.add_routes, isapi_routes.add_routes],
+        routes=[
+            parking_routes.add_routes,
+            gat1400_routes.add_routes,
+            isapi_routes.add_routes,
+            traffic_routes.add_routes,
+        ],
         extras=gat1400_routes.extras,
     )

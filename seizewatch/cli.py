@@ -411,6 +411,8 @@ def sources_add(source_id: str, connector: str, auth: str, vendor: str, descript
 
     if connector == Connector.PARKING.value and vendor not in VENDORS:
         raise click.ClickException(f"no parking adapter {vendor!r}; known: {sorted(VENDORS)}")
+    if (auth == AuthMethod.DIGEST.value) != (connector == Connector.GAT1400.value):
+        raise click.ClickException("digest authentication is for GA/T 1400 sources, and only it")
     settings = _settings()
 
     async def run() -> Source:
@@ -509,11 +511,13 @@ def _register_commands() -> None:
     from seizewatch.report_cli import report
     from seizewatch.roster_cli import roster
     from seizewatch.tasks_cli import tasks_group
+    from seizewatch.traffic_cli import traffic
 
     cli.add_command(backfill)
     cli.add_command(roster)
     cli.add_command(tasks_group)
     cli.add_command(report)
+    cli.add_command(traffic)
 
 
 _register_commands()

@@ -101,7 +101,16 @@ async def isolated(services: Settings) -> AsyncIterator[Isolated]:
         await client.close()
     admin = await asyncpg.connect(base_dsn)
     try:
-        await admin.execute(f'DROP DATABASE "test_{tag}" WITH (FORCE)')
+        # FORCE cannot end an autovacuum worker that happens to be on the database (not our role's):
+        # it finishes within moments, so try again briefly.
+        for attempt in range(40):
+            try:
+                await admin.execute(f'DROP DATABASE "test_{tag}" WITH (FORCE)')
+                break
+            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+                if attempt == 39:
+                    raise
+                await asyncio.sleep(0.25)
     finally:
         await admin.close()
 

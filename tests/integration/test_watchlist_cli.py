@@ -92,6 +92,10 @@ async def test_add_then_release_by_command(cli: Cli, isolated: Isolated) -> None
     assert entry_id[:8] in released
     # the release travels as a tombstone so the compacted topic forgets the entry
     assert (
-        await count(isolated, f"SELECT count(*) FROM outbox WHERE key = '{entry_id}' AND payload IS NULL")
+        await count(
+            isolated,
+            f"SELECT count(*) FROM outbox WHERE key = '{entry_id}' AND topic = 'watchlist.changes'"
+            " AND payload IS NULL",
+        )
         == 1
     )

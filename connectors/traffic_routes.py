@@ -1,0 +1,139 @@
+"""``POST /traffic/v1/sources/{source_id}/results``: the traffic police report what became of a request.
+
+A traffic-police integration (一键扣车) posts :class:`~streams.traffic.SeizureResultV1` results; each
+valid one goes to ``traffic.seizure-results`` keyed by its request id (the watch entry id), with the
+sending source in the ``seizewatch.source`` header. Nothing is applied to tasks here: the pager consumes
+that topic. The answer follows the parking route's: 2xx only after Kafka acknowledged, per-item
+rejections, 400 when nothing was valid, 503 + Retry-After when Kafka could not store the results.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors import metrics
+from connectors.http import authenticate, context, read_body, refuse_unparseable
+from connectors.ingest import Outcome
+from connectors.records import AdapterError, charset_of, decode_text
+from connectors.registry import Connector
+from streams.deadletter import SOURCE as SOURCE_HEADER  # the sending source, named as dead letters name it
+from streams.topics import SEIZURE_RESULTS
+from streams.traffic import SeizureResultV1
+
+CONNECTOR = Connector.TRAFFIC
+MAX_RESULTS = 100
+# The contract's only rule across fields: a seizure names where the vehicle is held. Pydantic reports
+# a model-level error without a location, so the field is named from the item itself.
+_CUSTODY_FIELDS = ("custody_kind", "custody_name")
+
+
+class SeizureResultBatchV1(BaseModel):
+    """Body of ``POST /traffic/v1/sources/{source_id}/results``: up to 100 results (the OpenAPI schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[SeizureResultV1] = Field(min_length=1, max_length=MAX_RESULTS)
+
+
+def _field_of(loc: tuple[int | str, ...], item: Any) -> str | None:
+    if loc:
+        return ".".join(str(part) for part in loc)
+    if isinstance(item, dict):
+        return next((name for name in _CUSTODY_FIELDS if not item.get(name)), None)
+    return None
+
+
+def result_of(item: Any, index: int) -> SeizureResultV1 | AdapterError:
+    """One item of a batch as a result, or why not: the first bad field named, every problem listed."""
+    try:
+        return SeizureResultV1.model_validate(item)
+    except ValidationError as exc:
+        errors = exc.errors()
+        problems = [(_field_of(e["loc"], item), e["msg"]) for e in errors]
+        first_field = problems[0][0]
+        reason = "missing_field" if errors[0]["type"] == "missing" else "invalid_field"
+        message = "; ".join(
+            [problems[0][1], *(f"{field}: {msg}" if field else msg for field, msg in problems[1:])]
+        )
+        field = f"results[{index}].{first_field}" if first_field else f"results[{index}]"
+        return AdapterError(reason, message, field=field, index=index)
+
+
+def parse_results(document: Any) -> list[SeizureResultV1 | AdapterError]:
+    """The results of a decoded body, item by item.
+
+    Raises:
+        AdapterError: the body is not a batch at all (not an object, no non-empty ``results``, too many).
+    """
+    if not isinstance(document, dict):
+        raise AdapterError("invalid_json_content", "expected a JSON object", field="results")
+    items = document.get("results")
+    if not isinstance(items, list) or not items:
+        raise AdapterError("missing_field", "'results' must be a non-empty list", field="results")
+    if len(items) > MAX_RESULTS:
+        raise AdapterError("too_many_records", f"at most {MAX_RESULTS} results per request", field="results")
+    return [result_of(item, index) for index, item in enumerate(items)]
+
+
+def encode_result(result: SeizureResultV1) -> bytes:
+    return orjson.dumps(result.model_dump(mode="json"))
+
+
+def add_routes(app: FastAPI) -> None:
+    @app.post(
+        "/traffic/v1/sources/{source_id}/results",
+        tags=["traffic police"],
+        summary="Report what became of seizure requests (stopped, seized with custody, not found).",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": SeizureResultBatchV1.model_json_schema()}},
+            }
+        },
+    )
+    async def push_results(source_id: str, request: Request) -> JSONResponse:
+        request.scope["seizewatch_connector"] = CONNECTOR.value
+        ctx = context(request)
+        body = await read_body(request, ctx.settings.max_json_bytes)
+        authenticate(ctx, source_id, CONNECTOR, request, body)
+        try:
+            text, encoding = decode_text(body, charset_of(request.headers.get("content-type")))
+            metrics.DECODED.labels(CONNECTOR.value, encoding).inc()
+            try:
+                document = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise AdapterError("not_json", f"not a JSON document: {exc}") from exc
+            items = parse_results(document)
+        except AdapterError as exc:
+            await refuse_unparseable(ctx, CONNECTOR, source_id, body, exc)
+        accepted = [item for item in items if isinstance(item, SeizureResultV1)]
+        refused = [Outcome.refused(i, item) for i, item in enumerate(items) if isinstance(item, AdapterError)]
+        if accepted:
+            started = time.perf_counter()
+            await ctx.publisher.publish_keyed(
+                SEIZURE_RESULTS,
+                [(str(r.request_id).encode(), encode_result(r)) for r in accepted],
+                headers=[(SOURCE_HEADER, source_id.encode())],
+            )
+            metrics.PRODUCE_SECONDS.labels(CONNECTOR.value).observe(time.perf_counter() - started)
+        if refused:
+            await ctx.ingestors[CONNECTOR].dead_letter(source_id, body, refused)
+        status = 200 if accepted else 400
+        metrics.REQUESTS.labels(CONNECTOR.value, str(status)).inc()
+        return JSONResponse(
+            {
+                "accepted": len(accepted),
+                "result_ids": [r.result_id for r in accepted],
+                "rejected": [
+                    {"index": o.index, "reason": o.reason, "field": o.field, "message": o.message}
+                    for o in refused
+                ],
+            },
+            status_code=status,
+        )
