@@ -147,7 +147,10 @@ async def _run_step(
     for who, why in resolution.unreachable:
         metrics.UNREACHABLE.inc()
         log.warning("page %s step %d (%s): cannot reach %s: %s", page_id, index, step.kind.value, who, why)
-    previous = await _previous_recipients(conn, page_id, index)
+    previous = [
+        officer.name if (officer := roster.officer(officer_id)) else officer_id
+        for officer_id in await _previous_recipients(conn, page_id, index)
+    ]
     await _notify(conn, page_id, index, resolution.recipients, hit, step, previous, frozen, now)
     metrics.ESCALATIONS.labels(step.kind.value).inc()
     # Nobody reachable at this step: go on to the next one at once instead of waiting out the timer.
