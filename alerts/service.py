@@ -32,6 +32,7 @@ from alerts.sms import ConsoleSms, SmsProvider
 from streams import db
 from streams.errors import ConfigurationError
 from streams.hits import HitV1
+from streams.lag import LagMonitor, Watched
 from streams.outbox import OutboxRelay
 from streams.producers import idempotent_producer
 from streams.settings import KafkaSettings, PostgresSettings
@@ -283,6 +284,18 @@ async def running(
             # whether or not a matcher worker runs (one relay publishes at a time, by advisory lock).
             relay = OutboxRelay(postgres, kafka, producer)
             jobs.append(asyncio.create_task(relay.run(), name="pager-outbox"))
+            lag = LagMonitor(
+                kafka,
+                [
+                    Watched("pager_hits", f"{kafka.topic_prefix}seizewatch-pager", kafka.topic(HITS)),
+                    Watched(
+                        "pager_traffic",
+                        f"{kafka.topic_prefix}seizewatch-pager-traffic",
+                        kafka.topic(SEIZURE_RESULTS),
+                    ),
+                ],
+            )
+            jobs.append(asyncio.create_task(lag.run(), name="pager-lag"))
         try:
             yield pager
         finally:

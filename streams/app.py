@@ -18,6 +18,7 @@ import faust
 from mode import Service
 
 from streams import db
+from streams.lag import LagMonitor, Watched
 from streams.matcher import MatchStage
 from streams.matching import WatchIndex
 from streams.outbox import OutboxRelay
@@ -62,7 +63,15 @@ class MatcherRuntime(Service):
             index=self.index, match=self._match, kafka=self._kafka, pool=pool, producer=producer
         )
         relay = OutboxRelay(self._postgres, self._kafka, producer)
-        for name, job in (("watchlist-follower", self.follower.run()), ("outbox-relay", relay.run())):
+        lag = LagMonitor(
+            self._kafka,
+            [Watched("match", f"{self._kafka.topic_prefix}seizewatch-matcher", self._kafka.topic(SIGHTINGS))],
+        )
+        for name, job in (
+            ("watchlist-follower", self.follower.run()),
+            ("outbox-relay", relay.run()),
+            ("consumer-lag", lag.run()),
+        ):
             task = asyncio.create_task(job, name=name)
             task.add_done_callback(self._on_task_done)
             self._jobs.append(task)

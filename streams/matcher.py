@@ -84,7 +84,7 @@ class MatchStage:
                 DeadLetter(raw or b"", exc.reason, str(exc), stage="match", field=exc.field, origin=origin)
             )
             return []
-        metrics.SIGHTINGS_CONSUMED.labels(sighting.source_kind.value).inc()
+        metrics.SIGHTINGS_CONSUMED.labels(sighting.source_kind.value, sighting.district or "unknown").inc()
         hits: list[HitV1] = []
         for match in self._index.match(plate, sighting.plate_colour, sighting.observed_at):
             outcome = self.outcome(match)

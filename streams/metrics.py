@@ -5,7 +5,14 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 SIGHTINGS_CONSUMED = Counter(
-    "seizewatch_sightings_consumed_total", "Sightings read by the match stage.", ["source_kind"]
+    "seizewatch_sightings_consumed_total",
+    "Sightings read by the match stage, by source kind and district (an administrative code; 'unknown').",
+    ["source_kind", "district"],
+)
+CONSUMER_LAG = Gauge(
+    "seizewatch_kafka_consumer_lag_records",
+    "Records a stage's consumer group has yet to process (end offsets minus committed offsets).",
+    ["stage"],
 )
 DEAD_LETTERS = Counter(
     "seizewatch_dead_letters_total", "Payloads sent to a dead-letter topic.", ["stage", "reason"]
