@@ -29,6 +29,7 @@ from alerts.pages import (
 from alerts.rosterstore import load_roster
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.sms import ConsoleSms, SmsProvider
+from alerts.traffic_results import apply_traffic_result
 from streams import db
 from streams.errors import ConfigurationError
 from streams.hits import HitV1
@@ -106,7 +107,7 @@ class Pager:
     async def take_traffic_result(self, result: SeizureResultV1) -> str:
         async with self.pool.acquire() as conn:
             roster = await load_roster(conn)
-            return await tasks.apply_traffic_result(conn, result, roster, self.clock())
+            return await apply_traffic_result(conn, result, roster, self.clock())
 
     async def funnel_once(self) -> None:
         """This year's enforcement funnel as gauges, every few minutes (cheap: a few aggregate queries)."""

@@ -30,8 +30,6 @@ from alerts.rosters import GROUP_ROLES, Officer, Role, Roster
 from streams.db import Connection
 from streams.events import SightingFlag, SourceKind
 from streams.hits import HitV1
-from streams.plates import PlateError, read_plate
-from streams.traffic import ResultKind, SeizureResultV1
 from streams.watchstore import mark_seized
 
 log = logging.getLogger(__name__)
@@ -101,7 +99,7 @@ async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> 
         now,
     )
     await _trail(conn, task_id, hit, "opened")
-    await _event(conn, task_id, now, "system", "system", None, "open", {"hit_id": str(hit.hit_id)})
+    await record_event(conn, task_id, now, "system", "system", None, "open", {"hit_id": str(hit.hit_id)})
     metrics.TASKS.labels("opened").inc()
     return "opened"
 
@@ -134,7 +132,7 @@ async def _fold(
     step = TASK_STEP_BASE + live["updates"]
     taken = live["assignee"] is not None
     for officer in recipients:
-        code = await _code(conn)
+        code = await new_reply_code(conn)
         body = render_update(
             event="left" if outcome == "update_left" else "seen_again",
             plate=hit.entry_plate,
@@ -143,7 +141,7 @@ async def _fold(
             reply_code=code,
             taken=taken,
         )
-        await _notification(conn, live["task_id"], live["page_id"], step, officer, code, body, now)
+        await queue_notification(conn, live["task_id"], live["page_id"], step, officer, code, body, now)
     await conn.execute(
         "UPDATE tasks SET updates = updates + 1, last_device_id = $2, last_update_at = $3 WHERE task_id = $1",
         live["task_id"],
@@ -209,11 +207,11 @@ def court_duty(roster: Roster, court: str, now: datetime) -> list[Officer]:
     return officers
 
 
-async def _code(conn: Connection) -> str:
+async def new_reply_code(conn: Connection) -> str:
     return reply_code(int(await conn.fetchval("SELECT nextval('reply_code_seq')")))
 
 
-async def _notification(
+async def queue_notification(
     conn: Connection,
     task_id: uuid.UUID,
     page_id: uuid.UUID | None,
@@ -240,7 +238,7 @@ async def _notification(
     )
 
 
-async def _event(
+async def record_event(
     conn: Connection,
     task_id: uuid.UUID,
     now: datetime,
@@ -313,7 +311,7 @@ async def transition(
         custody.name if custody else None,
         custody.address if custody else None,
     )
-    await _event(conn, task_id, now, actor, channel, current, to_state, detail)
+    await record_event(conn, task_id, now, actor, channel, current, to_state, detail)
     metrics.TASKS.labels(to_state).inc()
     if to_state == "seized":
         active = await conn.fetchval(
@@ -355,10 +353,12 @@ async def cancel_released(conn: Connection, roster: Roster, now: datetime) -> in
             await transition(conn, task["task_id"], "cancelled", actor="system", channel="system", now=now,
                              detail={"reason": "watch entry released"})  # fmt: skip
             for officer in recipients:
-                code = await _code(conn)
-                body = _fit(f"【执行查控 {code}】{task['plate']} 已解除查封，扣押任务取消，无需前往。")
+                code = await new_reply_code(conn)
+                body = fit_sms(f"【执行查控 {code}】{task['plate']} 已解除查封，扣押任务取消，无需前往。")
                 step = TASK_STEP_BASE + 90
-                await _notification(conn, task["task_id"], task["page_id"], step, officer, code, body, now)
+                await queue_notification(
+                    conn, task["task_id"], task["page_id"], step, officer, code, body, now
+                )
     return len(rows)
 
 
@@ -374,112 +374,8 @@ async def expire_stale(conn: Connection, now: datetime, policy: TaskPolicy) -> i
     return len(rows)
 
 
-def _fit(text: str, limit: int = 2) -> str:
+def fit_sms(text: str, limit: int = 2) -> str:
     """Short task messages: cut to ``limit`` UCS-2 segments (they are written short; this is a guard)."""
     while segments(text) > limit:
         text = text[:-2] + "…"
     return text
-
-
-# --- traffic police ------------------------------------------------------------------------------------
-
-
-async def apply_traffic_result(
-    conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
-) -> str:
-    """Apply what the traffic police report (once per result id) and tell the owning court."""
-    async with conn.transaction():
-        first = await conn.fetchval(
-            "INSERT INTO traffic_results (result_id, request_id, result, received_at, outcome, payload)"
-            " VALUES ($1, $2, $3, $4, 'received', $5::jsonb)"
-            " ON CONFLICT (result_id) DO NOTHING RETURNING true",
-            result.result_id,
-            result.request_id,
-            result.result.value,
-            now,
-            result.model_dump_json(),
-        )
-        if not first:
-            return "replay"
-        outcome, task_id = await _apply_result(conn, result, roster, now)
-        await conn.execute(
-            "UPDATE traffic_results SET outcome = $2, task_id = $3 WHERE result_id = $1",
-            result.result_id,
-            outcome,
-            task_id,
-        )
-        metrics.TRAFFIC_RESULTS.labels(outcome).inc()
-        return outcome
-
-
-async def _apply_result(
-    conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
-) -> tuple[str, uuid.UUID | None]:
-    entry = await conn.fetchrow(
-        "SELECT entry_id, plate, court, status FROM watch_entries WHERE entry_id = $1", result.request_id
-    )
-    if entry is None:
-        log.warning("traffic result %s for unknown request %s", result.result_id, result.request_id)
-        return "unknown_request", None
-    try:
-        plate_ok = read_plate(result.plate).text == entry["plate"]
-    except PlateError:
-        plate_ok = False
-    if not plate_ok:
-        log.warning("traffic result %s names another plate than its request: not applied", result.result_id)
-        return "plate_mismatch", None
-    task = await conn.fetchrow(
-        "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
-        entry["entry_id"],
-        list(LIVE),
-    )
-    if task is None and result.result is ResultKind.NOT_FOUND:
-        return "not_found_recorded", None
-    if task is None:
-        # The police stopped a vehicle on their list before any camera saw it: the task starts here.
-        task_id = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO tasks (task_id, entry_id, kind, state, court, district, page_id, first_seen_at,"
-            " last_seen_at, created_at, updated_at)"
-            " VALUES ($1, $2, 'seize', 'open', $3, $4, NULL, $5, $5, $6, $6)",
-            task_id,
-            entry["entry_id"],
-            entry["court"],
-            result.district,
-            result.at,
-            now,
-        )
-        await _event(conn, task_id, now, f"traffic:{result.unit}", "traffic_police", None, "open",
-                     {"result_id": result.result_id})  # fmt: skip
-        metrics.TASKS.labels("opened").inc()
-        task = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-        assert task is not None  # noqa: S101  # inserted above
-    task_id = task["task_id"]
-    actor = f"traffic:{result.unit}/{result.officer}"
-    detail: dict[str, object] = {"result_id": result.result_id, "place": result.place, "unit": result.unit}
-    if result.result is ResultKind.SEIZED:
-        custody = Custody(result.custody_kind.value if result.custody_kind else "impound_lot",
-                          result.custody_name, result.custody_address)  # fmt: skip
-        if task["state"] != "seized":
-            await transition(conn, task_id, "seized", actor=actor, channel="traffic_police", now=now,
-                             custody=custody, detail=detail)  # fmt: skip
-        text = f"已由{result.unit}扣押于{result.place}，存放：{result.custody_name}"
-    elif result.result is ResultKind.STOPPED:
-        await _event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
-                     {**detail, "traffic": "stopped"})  # fmt: skip
-        text = f"已由{result.unit}拦停于{result.place}，请派员接手"
-    else:
-        await _event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
-                     {**detail, "traffic": "not_found"})  # fmt: skip
-        text = f"{result.unit}在{result.place}未找到该车"
-    # The owning court is told, wherever it is: its duty officers (and whoever took the task).
-    recipients = {o.officer_id: o for o in court_duty(roster, entry["court"], now)}
-    if task["assignee"] and (assignee := roster.officer(task["assignee"])) and assignee.unreachable is None:
-        recipients[assignee.officer_id] = assignee
-    applied = await conn.fetchval("SELECT count(*) FROM traffic_results WHERE task_id = $1", task_id)
-    step = TASK_STEP_BASE + 50 + int(applied)
-    for officer in recipients.values():
-        code = await _code(conn)
-        body = _fit(f"【执行查控 {code}】{entry['plate']} {text}。")
-        await _notification(conn, task_id, task["page_id"], step, officer, code, body, now)
-    return f"applied_{result.result.value}", task_id
