@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A guessable bearer token is no token: this many characters at least.
+MIN_API_TOKEN_LENGTH = 24
+
+
+def _blank_to_none(value: object) -> object:
+    """A blank variable (``SEIZEWATCH_TWILIO_AUTH_TOKEN=``) is unset, never a secret of zero length."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
 
 class PagerSettings(BaseSettings):
@@ -24,8 +34,23 @@ class PagerSettings(BaseSettings):
     task_suppress_window_s: int = Field(default=600, ge=0, le=86400)
     # An open task nobody took, whose vehicle has not been seen for this long, expires.
     task_expiry_h: int = Field(default=24, ge=1, le=24 * 30)
-    # Bearer token of the acknowledgement API (command centre integrations). Unset: the API refuses.
+    # Bearer token of the acknowledgement API (command centre integrations). Unset or empty: the API refuses.
     api_token: SecretStr | None = None
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token_or_unset(cls, value: object) -> object:
+        return _blank_to_none(value)
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_API_TOKEN_LENGTH:
+            raise ValueError(
+                f"SEIZEWATCH_PAGER_API_TOKEN must be at least {MIN_API_TOKEN_LENGTH} characters "
+                "(openssl rand -hex 32)"
+            )
+        return value
 
 
 class TwilioSettings(BaseSettings):
@@ -40,6 +65,11 @@ class TwilioSettings(BaseSettings):
     # Another Messages API endpoint (a regional edge or a local test server); Twilio's own when unset.
     api_base_url: str | None = None
     timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("account_sid", "auth_token", "sender", "api_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return _blank_to_none(value)
 
     @model_validator(mode="after")
     def _complete(self) -> TwilioSettings:

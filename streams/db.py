@@ -12,7 +12,7 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from streams.errors import ServiceUnavailable
+from streams.errors import ConfigurationError, ServiceUnavailable
 from streams.settings import PostgresSettings
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,17 @@ async def pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply the migrations not applied yet, in name order, each in its own transaction."""
+    """Apply the migrations not applied yet, in name order, each in its own transaction.
+
+    Raises:
+        ConfigurationError: ``directory`` holds no migration (seizewatch installed without its source tree,
+            e.g. from a wheel, which leaves ``deploy/migrations`` behind): never "nothing to apply".
+    """
+    paths = await asyncio.to_thread(lambda: sorted(directory.glob("*.sql")))
+    if not paths:
+        raise ConfigurationError(
+            f"no migrations in {directory}: install seizewatch from its source tree (pip install -e .)"
+        )
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
@@ -56,7 +66,7 @@ async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[st
             " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-        for path in await asyncio.to_thread(lambda: sorted(directory.glob("*.sql"))):
+        for path in paths:
             if path.stem in done:
                 continue
             async with conn.transaction():

@@ -41,3 +41,27 @@ def test_invalid_values_stop_start_up_naming_each_variable(monkeypatch: pytest.M
     assert "fuzzy" in text
     assert "SEIZEWATCH_KAFKA_TOPIC_PREFIX" in text
     assert "SEIZEWATCH_METRICS_PORT" in text
+
+
+def test_empty_secrets_are_unset_not_zero_length_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `KEY=` in an env file produces: neither an open acknowledgement API nor a "configured" Twilio.
+    for name in ("PAGER_API_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SENDER"):
+        monkeypatch.setenv(f"SEIZEWATCH_{name}", "  ")
+    settings = Settings.from_env()
+    assert settings.pager.api_token is None
+    assert settings.twilio.auth_token is None
+    assert not settings.twilio.configured
+
+
+def test_a_short_api_token_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEIZEWATCH_PAGER_API_TOKEN", "secret")
+    with pytest.raises(ConfigurationError, match="SEIZEWATCH_PAGER_API_TOKEN"):
+        Settings.from_env()
+
+
+def test_an_empty_twilio_token_beside_a_set_account_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEIZEWATCH_TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    monkeypatch.setenv("SEIZEWATCH_TWILIO_AUTH_TOKEN", "")
+    monkeypatch.setenv("SEIZEWATCH_TWILIO_SENDER", "+8610000000000")
+    with pytest.raises(ConfigurationError, match="SEIZEWATCH_TWILIO_AUTH_TOKEN"):
+        Settings.from_env()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -12,6 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from seizewatch.localservices import LocalServices
 from seizewatch.settings import Settings
+from streams import db
+from streams.errors import ConfigurationError
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +109,14 @@ async def test_broker_restart_keeps_topics(local_services: LocalServices, settin
         await client.delete_topics([topic])
     finally:
         await client.close()
+
+
+@pytest.mark.integration
+async def test_migrate_refuses_a_folder_without_migrations(settings: Settings, tmp_path: Path) -> None:
+    # What a wheel install looks like: no deploy/migrations beside the packages. Never "nothing to apply".
+    conn = await asyncpg.connect(settings.postgres.dsn.get_secret_value())
+    try:
+        with pytest.raises(ConfigurationError, match="no migrations in"):
+            await db.migrate(conn, tmp_path / "migrations")
+    finally:
+        await conn.close()
