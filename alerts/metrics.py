@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 PAGES = Counter("seizewatch_pages_total", "Pages opened from hits, or not (with the reason).", ["outcome"])
+NOTIFICATION_OUTCOMES = ("sent", "retried", "failed", "ambiguous", "skipped")
 NOTIFICATIONS = Counter(
     "seizewatch_notifications_total",
     "SMS sends by our outcome: sent, retried, failed, ambiguous, skipped (page no longer open).",
@@ -13,6 +16,8 @@ NOTIFICATIONS = Counter(
 DELIVERY = Counter(
     "seizewatch_notification_status_total", "Provider status callbacks recorded, by status.", ["status"]
 )
+# The step label of the morning notice to the court after a night-window hold (not an escalation step).
+MORNING_NOTICE_STEP = "morning_notice"
 ESCALATIONS = Counter("seizewatch_escalations_total", "Escalation steps run, by step kind.", ["step"])
 ESCALATIONS_EXHAUSTED = Counter(
     "seizewatch_escalations_exhausted_total", "Pages whose every step ran without anyone taking them."
@@ -34,6 +39,7 @@ TIME_TO_ACK_SECONDS = Histogram(
 REPLIES = Counter(
     "seizewatch_replies_total", "Replies and acknowledgements, by outcome.", ["channel", "outcome"]
 )
+OPEN_PAGES = Gauge("seizewatch_open_pages", "Pages waiting for someone to take them (state open).")
 OVERDUE_STEPS = Gauge(
     "seizewatch_escalation_overdue_steps",
     "Open pages whose next step is more than a minute overdue (a stuck pager).",
@@ -77,3 +83,15 @@ FUNNEL_MEDIAN_SECONDS_TO_SEIZURE = Gauge(
     "Median time from first sighting to seizure this calendar year, per court; absent when none.",
     ["court"],
 )
+
+
+def prime(step_kinds: Iterable[str]) -> None:
+    """Give the labelled counters the alert rules divide or rate over a zero series at start-up.
+
+    A labelled counter has no series before its first increment, so the first SMS failure would be
+    invisible to ``rate()`` (nothing to compare with) and the failure ratio would read "no data".
+    """
+    for outcome in NOTIFICATION_OUTCOMES:
+        NOTIFICATIONS.labels(outcome)
+    for step in (*step_kinds, MORNING_NOTICE_STEP):
+        ESCALATIONS.labels(step)

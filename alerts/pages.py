@@ -119,7 +119,7 @@ async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -
                 conn, row["page_id"], NOTICE_STEP, resolution.recipients, hit, notice, [], frozen, now
             )
             await conn.execute("UPDATE pages SET notice_due_at = NULL WHERE page_id = $1", row["page_id"])
-            metrics.ESCALATIONS.labels("morning_notice").inc()
+            metrics.ESCALATIONS.labels(metrics.MORNING_NOTICE_STEP).inc()
     return len(rows)
 
 
@@ -253,11 +253,15 @@ async def step_out_of_reach(conn: Connection, page_id: uuid.UUID, step: int, now
 
 
 async def overdue_steps(conn: Connection, now: datetime, grace: timedelta = timedelta(minutes=1)) -> int:
-    """Open pages whose next step should have run more than ``grace`` ago: a stuck pager, said out loud."""
-    count = int(
-        await conn.fetchval(
-            "SELECT count(*) FROM pages WHERE state = 'open' AND next_due_at < $1", now - grace
-        )
+    """Open pages whose next step should have run more than ``grace`` ago: a stuck pager, said out loud.
+
+    Sets the gauges of open pages and of overdue ones; returns the overdue count.
+    """
+    row = await conn.fetchrow(
+        "SELECT count(*), count(*) FILTER (WHERE next_due_at < $1) FROM pages WHERE state = 'open'",
+        now - grace,
     )
-    metrics.OVERDUE_STEPS.set(count)
-    return count
+    open_pages, overdue = row or (0, 0)  # an aggregate always has its row
+    metrics.OPEN_PAGES.set(open_pages)
+    metrics.OVERDUE_STEPS.set(overdue)
+    return int(overdue)

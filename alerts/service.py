@@ -27,6 +27,7 @@ from alerts.pages import (
     run_due_steps,
 )
 from alerts.rosterstore import load_roster
+from alerts.routing import StepKind
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.sms import ConsoleSms, SmsProvider
 from alerts.traffic_results import apply_traffic_result
@@ -271,6 +272,7 @@ async def running(
     consume: bool = True,
 ) -> AsyncIterator[Pager]:
     """A pager with its loops running in the background, stopped on exit."""
+    metrics.prime(step.value for step in StepKind)
     async with db.pool(postgres) as pool:
         async with pool.acquire() as conn:
             await db.migrate(conn)

@@ -164,6 +164,8 @@ def create_app(
                 retry_after_s=settings.retry_after_s,
             ) as publisher:
                 freshness = timedelta(seconds=settings.freshness_s)
+                for connector in Connector:  # a zero series first, so the first 503 shows in rate()
+                    metrics.KAFKA_UNAVAILABLE.labels(connector.value)
                 app.state.ctx = IngestContext(
                     settings=settings,
                     registry=registry,

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from alerts.pages import page_id_for
+from alerts.pages import overdue_steps, page_id_for
 from streams.vehicles import Priority
 from tests.conftest import Isolated, eventually
 from tests.fakes.twilio_server import FakeTwilio
@@ -157,6 +157,21 @@ async def test_unanswered_page_escalates_step_by_step_then_is_exhausted(
     # Each step texted each of its people once, and nothing was texted twice.
     codes = [n["reply_code"] for n in await notifications(isolated, page_id)]
     assert all(len(texts_to(pager.fake, code)) == 1 for code in codes)
+
+
+async def test_a_page_nobody_runs_is_counted_overdue(pager: RunningPager, isolated: Isolated) -> None:
+    page_id = await start(pager, isolated, DAY, "浙J40002")
+    await sent_at_step(isolated, page_id, 0, 2)
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        open_pages = await conn.fetchval("SELECT count(*) FROM pages WHERE state = 'open'")
+        due = await conn.fetchval("SELECT next_due_at FROM pages WHERE page_id = $1", page_id)
+        assert open_pages >= 1
+        # Before the grace minute has passed, this page is not overdue; long after, every open page is.
+        assert await overdue_steps(conn, due + timedelta(seconds=30)) < open_pages
+        assert await overdue_steps(conn, due + timedelta(days=30)) == open_pages
+    finally:
+        await conn.close()
 
 
 async def test_an_sms_reply_takes_the_page_and_escalation_stops(

@@ -1,0 +1,369 @@
+"""A local Prometheus for tests and developers: installed when missing, scraping loopback with our rules.
+
+The deployment's configuration (``deploy/prometheus/prometheus.yml``) names the compose services; a local
+instance uses the same jobs and rule files with loopback targets, a short interval and its data in a
+temporary folder. Needs the dev extras (PyYAML). From a shell::
+
+    python -m seizewatch.prometheus check     # promtool: the config, the rules and the rules' unit tests
+    python -m seizewatch.prometheus run       # Prometheus on 127.0.0.1:9091 scraping the local processes
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import yaml
+
+from seizewatch.settings import Settings
+from streams.errors import ConfigurationError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+CONFIG_FILE = DEPLOY_DIR / "prometheus.yml"
+RULES_DIR = DEPLOY_DIR / "rules"
+RULE_TESTS_DIR = DEPLOY_DIR / "tests"
+JOBS = ("seizewatch-worker", "seizewatch-ingest", "seizewatch-pager")
+# Debian's package holds both binaries. Without its recommends: node-exporter is not ours to run.
+_PACKAGE = "prometheus"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Binaries:
+    prometheus: Path
+    promtool: Path
+
+
+def binaries() -> Binaries:
+    """``prometheus`` and ``promtool``, installed with apt-get first when either is missing.
+
+    Raises:
+        ConfigurationError: they are missing and only root may install them.
+        ServiceUnavailable: apt-get failed, or the package brought no such commands.
+    """
+    found = shutil.which("prometheus"), shutil.which("promtool")
+    if None in found:
+        _apt_install()
+        found = shutil.which("prometheus"), shutil.which("promtool")
+    prometheus, promtool = found
+    if prometheus is None or promtool is None:
+        raise ServiceUnavailable(f"prometheus or promtool still missing after installing {_PACKAGE}")
+    return Binaries(Path(prometheus), Path(promtool))
+
+
+def _apt_install() -> None:
+    command = f"apt-get install -y --no-install-recommends {_PACKAGE}"
+    if os.geteuid() != 0:
+        raise ConfigurationError(f"prometheus and promtool are missing; install them: sudo {command}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update"], command.split()):
+        log.info("running %s", " ".join(argv))
+        try:
+            done = subprocess.run(  # noqa: S603  # apt-get with constant arguments
+                argv, capture_output=True, text=True, env=env, timeout=900, check=False, cwd="/"
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServiceUnavailable(f"{' '.join(argv)}: {exc}") from exc
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip()[-4000:]
+            raise ServiceUnavailable(f"{' '.join(argv)} failed (exit {done.returncode}):\n{output}")
+    _stop_packaged_service()
+
+
+def _stop_packaged_service() -> None:
+    """The package's postinst may start a system-wide Prometheus on :9090 (policy-rc.d permitting). We
+    installed it for the binaries only, and our instances run on ports of their own: stop and disable it
+    rather than leave a server nobody asked for holding 9090."""
+    if Path("/run/systemd/system").is_dir():
+        commands = [["systemctl", "disable", "--now", _PACKAGE]]
+    else:
+        commands = [["invoke-rc.d", _PACKAGE, "stop"], ["update-rc.d", _PACKAGE, "disable"]]
+    for argv in commands:
+        if shutil.which(argv[0]) is None:
+            continue
+        # Refused or nothing to stop (policy-rc.d said no) is the outcome we want: not an error.
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+        log.info("%s: exit %d", " ".join(argv), done.returncode)
+
+
+# ---- promtool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One promtool run: what ran, its exit status and everything it printed."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def __str__(self) -> str:
+        return f"$ {' '.join(self.argv)}\n(exit {self.returncode})\n{self.output}"
+
+
+def promtool(*args: str, cwd: Path = DEPLOY_DIR) -> CheckResult:
+    """``promtool ARGS…`` run to completion.
+
+    Raises:
+        ConfigurationError, ServiceUnavailable: as :func:`binaries` (promtool missing and not installable).
+    """
+    argv = (str(binaries().promtool), *args)
+    done = subprocess.run(  # noqa: S603  # our own promtool over our own files
+        argv, capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
+    return CheckResult(argv, done.returncode, (done.stdout + done.stderr).strip())
+
+
+def rule_files() -> list[Path]:
+    return sorted(RULES_DIR.glob("*.yml"))
+
+
+def rule_test_files() -> list[Path]:
+    return sorted(RULE_TESTS_DIR.glob("*.yml"))
+
+
+def check_config() -> CheckResult:
+    """The deployment's prometheus.yml, and the rule files it loads."""
+    return promtool("check", "config", str(CONFIG_FILE))
+
+
+def check_rules() -> CheckResult:
+    return promtool("check", "rules", *map(str, rule_files()))
+
+
+def run_rule_tests() -> CheckResult:
+    """The rules' unit tests (input series, expected alerts), run from their folder."""
+    return promtool("test", "rules", *(p.name for p in rule_test_files()), cwd=RULE_TESTS_DIR)
+
+
+# ---- a local instance
+
+
+def local_config(targets: Mapping[str, Sequence[str]], *, interval_s: float = 1.0) -> dict[str, Any]:
+    """The deployment's configuration with ``targets`` (job → ``host:port``…) and a short interval.
+
+    Jobs left out of ``targets`` are dropped; the rule files are the repository's, by absolute path.
+
+    Raises:
+        ConfigurationError: a job in ``targets`` is not in the deployment's configuration.
+    """
+    config: dict[str, Any] = yaml.safe_load(CONFIG_FILE.read_text())
+    known = {job["job_name"] for job in config["scrape_configs"]}
+    if unknown := sorted(set(targets) - known):
+        raise ConfigurationError(f"no such job in {CONFIG_FILE}: {', '.join(unknown)}")
+    interval = f"{int(interval_s * 1000)}ms"
+    config["global"] = {
+        **config.get("global", {}),
+        "scrape_interval": interval,
+        "scrape_timeout": interval,
+        "evaluation_interval": interval,
+    }
+    config["rule_files"] = [
+        pattern if Path(pattern).is_absolute() else str(CONFIG_FILE.parent / pattern)
+        for pattern in config.get("rule_files", [])
+    ]
+    config.pop("alerting", None)  # a local instance notifies nobody
+    jobs = []
+    for job in config["scrape_configs"]:
+        if job["job_name"] not in targets:
+            continue
+        job = {k: v for k, v in job.items() if k not in ("scrape_interval", "scrape_timeout")}
+        job["static_configs"] = [{"targets": list(targets[job["job_name"]])}]
+        jobs.append(job)
+    config["scrape_configs"] = jobs
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalPrometheus:
+    """A Prometheus server on 127.0.0.1, its configuration and data in a folder of its own.
+
+    Usage::
+
+        with LocalPrometheus({"seizewatch-worker": ["127.0.0.1:9470"]}) as prometheus:
+            httpx.get(f"{prometheus.url}/api/v1/query", params={"query": "up"})
+
+    ``workdir`` (kept afterwards) or a temporary folder (deleted on stop) holds ``prometheus.yml``,
+    ``data/`` and ``prometheus.log``. ``port`` None picks a free one.
+    """
+
+    def __init__(
+        self,
+        targets: Mapping[str, Sequence[str]],
+        *,
+        port: int | None = None,
+        interval_s: float = 1.0,
+        workdir: Path | None = None,
+    ) -> None:
+        self._config = local_config(targets, interval_s=interval_s)
+        self._port = port
+        self._workdir = workdir
+        self._keep = workdir is not None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("LocalPrometheus is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def log_file(self) -> Path:
+        if self._workdir is None:
+            raise RuntimeError("LocalPrometheus is not started")
+        return self._workdir / "prometheus.log"
+
+    def tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-chars:]
+        except (OSError, RuntimeError) as exc:
+            return f"(no log: {exc})"
+
+    def start(self) -> None:
+        """Start the server and wait until it is ready.
+
+        Raises:
+            ConfigurationError, ServiceUnavailable: as :func:`binaries`; or the server exited or was not
+                ready within 30 s (the message carries its log).
+        """
+        prometheus = binaries().prometheus
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="seizewatch-prometheus-"))
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        if self._port is None:
+            self._port = free_port()
+        config = self._workdir / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self._config, sort_keys=False, allow_unicode=True))
+        argv = [
+            str(prometheus),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self._workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self._port}",
+        ]
+        with self.log_file.open("ab") as out:
+            self._process = subprocess.Popen(  # noqa: S603  # the installed prometheus, our arguments
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        log.info("prometheus: starting on %s (pid %d, log %s)", self.url, self._process.pid, self.log_file)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with httpx.Client(timeout=2.0) as client:
+            while not self._ready(client):
+                if self._process.poll() is not None:
+                    error = f"prometheus exited ({self._process.returncode}) while starting:\n{self.tail()}"
+                    self.stop()
+                    raise ServiceUnavailable(error)
+                if time.monotonic() > deadline:
+                    error = (
+                        f"prometheus was not ready on {self.url} in {READY_TIMEOUT_S:.0f} s:\n{self.tail()}"
+                    )
+                    self.stop()
+                    raise ServiceUnavailable(error)
+                time.sleep(0.2)
+
+    def _ready(self, client: httpx.Client) -> bool:
+        try:
+            return client.get(f"{self.url}/-/ready").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait(self) -> int:
+        """Block until the server exits; its exit status."""
+        if self._process is None:
+            raise RuntimeError("LocalPrometheus is not started")
+        return self._process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL after 10 s; the temporary folder goes too."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._workdir is not None and not self._keep:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+# ---- command line
+
+
+def _local_targets(settings: Settings) -> dict[str, list[str]]:
+    """Where the local processes serve /metrics, from their settings (SEIZEWATCH_*_PORT)."""
+    return {
+        "seizewatch-worker": [f"{settings.metrics.host}:{settings.metrics.port}"],
+        "seizewatch-ingest": [f"{settings.ingest.host}:{settings.ingest.port}"],
+        "seizewatch-pager": [f"{settings.pager.host}:{settings.pager.port}"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m seizewatch.prometheus", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="promtool: the config, the rules and the rules' unit tests")
+    run = commands.add_parser("run", help="Prometheus scraping the local worker, ingest and pager")
+    run.add_argument("--port", type=int, default=9091, help="where Prometheus listens (127.0.0.1)")
+    run.add_argument("--interval", type=float, default=5.0, help="scrape and evaluation interval, seconds")
+    run.add_argument("--workdir", type=Path, default=Path("var/prometheus"), help="config, data and log")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe otherwise
+    try:
+        if args.command == "check":
+            results = [check_config(), check_rules(), run_rule_tests()]
+            for result in results:
+                print(result, end="\n\n")
+            return 0 if all(r.ok for r in results) else 1
+        targets = _local_targets(Settings.from_env())
+        with LocalPrometheus(targets, port=args.port, interval_s=args.interval, workdir=args.workdir) as p:
+            print(f"Prometheus on {p.url} scraping {targets}; Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                return p.wait()
+            return 0
+    except (ConfigurationError, ServiceUnavailable) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
