@@ -103,6 +103,14 @@ class WatchIndex:
             (self._skeleton_tail, plate.skeleton_tail),
         )
 
+    def may_match(self, key: str) -> bool:
+        """False when no entry can match a read with this :func:`~streams.plates.match_key`.
+
+        Every kind implies equal ``skeleton_tail`` (equal text, equal tail and equal skeleton each do,
+        the province being one CJK character the skeleton keeps), so one lookup rules a read out.
+        """
+        return key in self._skeleton_tail
+
     def match(self, plate: Plate, colour: PlateColour, at: datetime) -> list[Match]:
         """Every entry in force at ``at`` that the read may be, best first, each entry once."""
         exact = self._exact.get(plate.text)

@@ -203,6 +203,26 @@ class Plate:
         _set(self, "skeleton_tail", full[start:])
 
 
+def is_strict_plate(text: str) -> bool:
+    """Whether ``text`` is already a normalized, valid (GA 36) plate: one regular-expression match.
+
+    What :func:`parse_plate` accepts unchanged; the match stage's quick check that a read is a plate.
+    """
+    return _VALID.fullmatch(text) is not None
+
+
+def match_key(text: str) -> str:
+    """The ``skeleton_tail`` of the plate whose normalized text is ``text``, without parsing it.
+
+    Every parse (strict or lenient) takes the first character as the province exactly when it is one, so
+    this equals ``read_plate(text).skeleton_tail``. Two plates that match under any kind share this key
+    (see :mod:`streams.matching`): a read whose key is not in the index matches nothing, which is how the
+    match stage skips almost every read with one lookup.
+    """
+    full = skeleton(text)
+    return full[1:] if text[:1] in PROVINCES else full
+
+
 def _match(text: str) -> Plate | None:
     """The strict plate for a normalized text, or None; the fast path, no error reporting."""
     m = _VALID.fullmatch(text)

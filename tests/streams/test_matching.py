@@ -7,9 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from streams.matching import MatchKind, WatchIndex
-from streams.plates import parse_plate, read_plate
+from streams.plates import PlateError, match_key, parse_plate, read_plate
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 from streams.watchlist import WatchEntry
 
@@ -130,3 +132,38 @@ def test_soft_seal_and_locate_entries_still_match() -> None:
     assert [m.entry.action for m in index.match(read_plate("浙J22222"), PlateColour.UNKNOWN, NOW)] == [
         Action.LOCATE
     ]
+
+
+@pytest.mark.parametrize(
+    "read", ["浙J12345", "苏J12345", "J12345", "皖JL2345", "浙J12346", "浙JD8O123", "使123456", "WJ12345"]
+)
+def test_the_match_key_is_the_parsed_reads_skeleton_tail(read: str) -> None:
+    assert match_key(read_plate(read).text) == read_plate(read).skeleton_tail
+
+
+_CONFUSED = st.sampled_from("0ODQ1IL78B5S2Z6GAJKX")
+
+
+@given(
+    serial=st.text(_CONFUSED, min_size=5, max_size=5),
+    misread=st.lists(st.tuples(st.integers(0, 4), _CONFUSED), max_size=3),
+    province=st.sampled_from(["浙", "苏", "粤", ""]),
+)
+def test_a_read_the_key_rules_out_never_matches(
+    serial: str, misread: list[tuple[int, str]], province: str
+) -> None:
+    watched = parse_plate("浙J" + serial.replace("O", "0").replace("I", "1"))
+    chars = list(watched.text[2:])
+    for position, ch in misread:
+        chars[position] = ch
+    try:
+        read = read_plate(province + "J" + "".join(chars))
+    except PlateError:
+        assume(False)
+        raise
+    index = WatchIndex()
+    index.apply(entry(watched.text))
+    may = index.may_match(match_key(read.text))
+    assert may == (read.skeleton_tail == watched.skeleton_tail)
+    if index.match(read, PlateColour.UNKNOWN, NOW):
+        assert may, f"{read.text} matches {watched.text} but its key rules it out"
