@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 import click
@@ -131,11 +132,12 @@ def db_migrate() -> None:
 
 @cli.command()
 def worker() -> None:
-    """Run a matcher worker (faust): sightings in, hits out. Serves /metrics."""
-    import faust
+    """Run a matcher worker: sightings in, hits out. Serves /metrics.
+
+    The engine is SEIZEWATCH_MATCH_ENGINE: batch (aiokafka, the default) or faust (the previous one).
+    """
     from prometheus_client import start_http_server
 
-    from streams.app import create_app
     from streams.topics import HITS, SIGHTINGS, SIGHTINGS_DLQ, WATCHLIST_CHANGES, missing_topics
 
     settings = settings_from_env()
@@ -144,6 +146,28 @@ def worker() -> None:
         raise click.ClickException(f"missing topics {missing}: run `seizewatch topics ensure`")
     server, _ = start_http_server(settings.metrics.port, settings.metrics.host)
     log.info("metrics on http://%s:%d/metrics", settings.metrics.host, server.server_port)
+    if settings.match.engine == "faust":
+        _faust_worker(settings)
+    else:
+        asyncio.run(_batch_worker(settings))
+
+
+async def _batch_worker(settings: Settings) -> None:
+    from streams import batchworker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await batchworker.run(settings.kafka, settings.postgres, settings.match, stop=stop)
+    log.info("matcher worker stopped")
+
+
+def _faust_worker(settings: Settings) -> None:
+    import faust
+
+    from streams.app import create_app
+
     datadir = settings.local.home.resolve() / "faust"
     app, runtime = create_app(settings.kafka, settings.postgres, settings.match, datadir=datadir)
     # quiet: no banner and no terminal spinner; our logging configuration stays in charge.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,6 +55,11 @@ class MatchSettings(BaseSettings):
     hit_kinds: Annotated[frozenset[MatchKind], NoDecode] = frozenset(MatchKind)
     # A match below this score produces no hit.
     min_score: float = Field(default=0.6, ge=0.0, le=1.0)
+    # batch: aiokafka's consumer group, a batch at a time (streams.batchworker); faust: the previous
+    # engine, one event at a time (streams.app), kept to compare (docs/benchmarks.md).
+    engine: Literal["batch", "faust"] = "batch"
+    # Most reads handled per partition batch before its offsets are committed (batch engine).
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
 
     @field_validator("hit_kinds", mode="before")
     @classmethod

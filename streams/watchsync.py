@@ -8,6 +8,7 @@ match sightings before ``caught_up``: a half-loaded index would miss sealed cars
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 
@@ -46,8 +47,15 @@ class WatchlistFollower:
             await consumer.seek_to_beginning(*assigned)
             end = await consumer.end_offsets(assigned)
             pending = {tp for tp, offset in end.items() if offset > 0}
+            if pending:
+                gc.disable()
             while True:
                 if not pending and not self.caught_up.is_set():
+                    # The index is millions of long-lived objects at province scale: no collection while
+                    # loading (each full one walks them all), then frozen out of every later collection,
+                    # which would otherwise stall matching for seconds.
+                    gc.enable()
+                    gc.freeze()
                     self.caught_up.set()
                     metrics.WATCHLIST_CAUGHT_UP.set(1)
                     log.info("watchlist caught up: %d active entries", len(self.index))
@@ -61,6 +69,7 @@ class WatchlistFollower:
                         pending.discard(tp)
                 metrics.WATCHLIST_ENTRIES.set(len(self.index))
         finally:
+            gc.enable()
             metrics.WATCHLIST_CAUGHT_UP.set(0)
             await consumer.stop()
 

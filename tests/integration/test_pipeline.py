@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import orjson
@@ -20,7 +21,7 @@ from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1
 from streams.topics import HITS, SIGHTINGS_DLQ
 from streams.vehicles import Action
-from tests.conftest import Isolated, Worker, eventually, topic_records
+from tests.conftest import Isolated, Worker, eventually, start_worker, stop_process, topic_records
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +165,24 @@ async def test_invalid_payloads_land_in_the_dead_letter_topic_with_their_reason(
     assert by_value[garbage]["seizewatch.origin"].startswith(isolated.settings.kafka.topic("plate.sightings"))
     # All consumed and committed: the match stage's consumer lag comes back to zero.
     await worker.wait_metric('seizewatch_kafka_consumer_lag_records{stage="match"}', lambda v: v == 0)
+
+
+async def test_the_faust_engine_kept_for_comparison_matches_the_same(
+    isolated: Isolated, worker: Worker, tmp_path: Path
+) -> None:
+    # The batch engine (the default) stops first: one consumer group, so the faust worker gets every
+    # partition and this read is certainly its.
+    assert stop_process(worker) == 0
+    faust_worker = start_worker({**isolated.env, "SEIZEWATCH_MATCH_ENGINE": "faust"}, tmp_path / "faust.log")
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        await faust_worker.wait_metric("seizewatch_watchlist_caught_up", lambda v: v == 1, within=90)
+        entry_id = await add(conn, "浙J24680")
+        await faust_worker.wait_metric("seizewatch_watchlist_entries", lambda v: v >= 1)
+        async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            await publisher.publish(read("浙J24680"))
+        rows = await eventually(lambda: hit_rows(conn, entry_id), lambda rows: len(rows) == 1)
+        assert rows[0]["match_kind"] == "exact"
+    finally:
+        await conn.close()
+        stop_process(faust_worker)
