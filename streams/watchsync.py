@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import uuid
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
@@ -60,9 +61,13 @@ class WatchlistFollower:
                     metrics.WATCHLIST_CAUGHT_UP.set(1)
                     log.info("watchlist caught up: %d active entries", len(self.index))
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                changes: Counter[str] = Counter()
                 for records in batch.values():
                     for record in records:
-                        self._apply(record)
+                        changes[self._apply(record)] += 1
+                    metrics.WATCHLIST_LAST_CHANGE.set(records[-1].timestamp / 1000)
+                for change, count in changes.items():  # once per batch: a million at start-up
+                    metrics.WATCHLIST_CHANGES.labels(change).inc(count)
                 # Positions, not the last offsets seen: compaction may have removed the last records.
                 for tp in list(pending):
                     if await consumer.position(tp) >= end[tp]:
@@ -73,23 +78,20 @@ class WatchlistFollower:
             metrics.WATCHLIST_CAUGHT_UP.set(0)
             await consumer.stop()
 
-    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        metrics.WATCHLIST_LAST_CHANGE.set(record.timestamp / 1000)
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> str:
+        """Apply one change record; return what it was: ``upserted``, ``removed`` or ``invalid``."""
         try:
             entry_id = uuid.UUID(record.key.decode() if record.key else "")
         except ValueError:
             log.exception("watchlist change at offset %d has no valid entry id key; skipped", record.offset)
-            metrics.WATCHLIST_CHANGES.labels("invalid").inc()
-            return
+            return "invalid"
         if record.value is None:
             self.index.remove(entry_id)
-            metrics.WATCHLIST_CHANGES.labels("removed").inc()
-            return
+            return "removed"
         try:
             entry = decode_entry(record.value)
         except InvalidInput:
             log.exception("watchlist change for %s at offset %d is invalid", entry_id, record.offset)
-            metrics.WATCHLIST_CHANGES.labels("invalid").inc()
-            return
+            return "invalid"
         self.index.apply(entry)
-        metrics.WATCHLIST_CHANGES.labels("upserted").inc()
+        return "upserted"
