@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 from streams.plates import Plate, confusion_distance
 from streams.vehicles import PlateColour
@@ -41,6 +42,15 @@ _COLOUR_MISMATCH_PENALTY = 0.05
 _FLOOR = 0.1
 
 
+_Ids: TypeAlias = uuid.UUID | tuple[uuid.UUID, ...]
+
+
+def _as_tuple(ids: _Ids | None) -> tuple[uuid.UUID, ...]:
+    if ids is None:
+        return ()
+    return ids if isinstance(ids, tuple) else (ids,)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     entry: WatchEntry
@@ -53,11 +63,12 @@ class WatchIndex:
 
     def __init__(self) -> None:
         self._entries: dict[uuid.UUID, WatchEntry] = {}
-        # key -> ids; tuples, not sets: almost every key has exactly one entry and tuples are smaller
-        self._exact: dict[str, tuple[uuid.UUID, ...]] = {}
-        self._tail: dict[str, tuple[uuid.UUID, ...]] = {}
-        self._skeleton: dict[str, tuple[uuid.UUID, ...]] = {}
-        self._skeleton_tail: dict[str, tuple[uuid.UUID, ...]] = {}
+        # key -> the id of its one entry, or a tuple of ids when several share the key. Almost every key
+        # has exactly one: a bare id saves a tuple per key (four per entry, ~200 MB at a million).
+        self._exact: dict[str, _Ids] = {}
+        self._tail: dict[str, _Ids] = {}
+        self._skeleton: dict[str, _Ids] = {}
+        self._skeleton_tail: dict[str, _Ids] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -81,20 +92,28 @@ class WatchIndex:
         if entry.status.value == "active":
             self._entries[entry.entry_id] = entry
             for table, key in self._keyed(entry):
-                table[key] = (*table.get(key, ()), entry.entry_id)
+                held = table.get(key)
+                if held is None:
+                    table[key] = entry.entry_id
+                elif isinstance(held, tuple):
+                    table[key] = (*held, entry.entry_id)
+                else:
+                    table[key] = (held, entry.entry_id)
 
     def remove(self, entry_id: uuid.UUID) -> None:
         entry = self._entries.pop(entry_id, None)
         if entry is None:
             return
         for table, key in self._keyed(entry):
-            remaining = tuple(i for i in table.get(key, ()) if i != entry_id)
-            if remaining:
+            remaining = tuple(i for i in _as_tuple(table.get(key)) if i != entry_id)
+            if len(remaining) > 1:
                 table[key] = remaining
+            elif remaining:
+                table[key] = remaining[0]
             else:
                 table.pop(key, None)
 
-    def _keyed(self, entry: WatchEntry) -> tuple[tuple[dict[str, tuple[uuid.UUID, ...]], str], ...]:
+    def _keyed(self, entry: WatchEntry) -> tuple[tuple[dict[str, _Ids], str], ...]:
         plate = entry.plate
         return (
             (self._exact, plate.text),
@@ -126,7 +145,7 @@ class WatchIndex:
             (skeleton, MatchKind.OCR),
             (skeleton_tail, MatchKind.OCR_PROVINCE),
         ):
-            for entry_id in ids or ():
+            for entry_id in _as_tuple(ids):
                 entry = self._entries[entry_id]
                 if entry_id in found or not entry.in_force(at):
                     continue

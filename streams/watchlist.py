@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,7 +67,7 @@ class WatchEntryV1(BaseModel):
             plate_colour=self.plate_colour,
             vehicle=self.vehicle,
             case_number=self.case_number,
-            court=self.court,
+            court=sys.intern(self.court),  # a few courts, a million entries: one string each
             action=self.action,
             priority=self.priority,
             valid_from=self.valid_from,
