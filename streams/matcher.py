@@ -70,24 +70,24 @@ class MatchStage:
         """Process one record of the sightings topic; return the hits it produced (new or replayed)."""
         started = time.perf_counter()
         try:
-            return await self._handle(raw, origin)
+            return await self._record([(raw, origin, hit) for hit in await self._matched(raw, origin)])
         except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
             log.exception("match stage failed on %s", origin)
-            await self.dead_letter(
-                DeadLetter(raw or b"", "internal_error", repr(exc), stage="match", origin=origin)
-            )
+            await self._internal_error(raw, origin, exc)
             return []
         finally:
             metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def handle_batch(self, records: Sequence[tuple[bytes | None, str]]) -> list[HitV1]:
-        """Process a batch of (value, origin) records in order; return the hits they produced.
+        """Process a batch of (value, origin) records; return the hits they produced.
 
-        Records the same metrics as :meth:`handle`, aggregated: counts once per batch, the processing
-        time as the batch's mean per read, the sighting age of the batch's last read.
+        The batch's hits are recorded and published together once every read is matched (in read order),
+        before the call returns: the caller may then commit the batch. Records the same metrics as
+        :meth:`handle`, aggregated: counts once per batch, the processing time as the batch's mean per
+        read, the sighting age of the batch's last read.
         """
         started = time.perf_counter()
-        hits: list[HitV1] = []
+        found: list[tuple[bytes | None, str, HitV1]] = []
         consumed: Counter[tuple[str, str]] = Counter()
         last: Sighting | None = None
         for raw, origin in records:
@@ -104,22 +104,38 @@ class MatchStage:
                 last = sighting
                 continue
             try:
-                hits += await self._handle(raw, origin, sighting)
+                found += [(raw, origin, hit) for hit in await self._matched(raw, origin, sighting)]
             except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
                 log.exception("match stage failed on %s", origin)
-                await self.dead_letter(
-                    DeadLetter(raw or b"", "internal_error", repr(exc), stage="match", origin=origin)
-                )
+                await self._internal_error(raw, origin, exc)
             last = None
         for (kind, district), count in consumed.items():
             metrics.SIGHTINGS_CONSUMED.labels(kind, district).inc(count)
         if last is not None:
             _observe_age(last)
+        try:
+            hits = await self._record(found)
+        except Exception:  # one hit that cannot be recorded must not take the batch's others with it
+            log.exception("recording %d hits together failed; recording them one by one", len(found))
+            hits = []
+            for raw, origin, hit in found:
+                try:
+                    hits += await self._record([(raw, origin, hit)])
+                except Exception as exc:
+                    log.exception("recording a hit of %s failed", origin)
+                    await self._internal_error(raw, origin, exc)
         if records:
             metrics.MATCH_SECONDS.observe((time.perf_counter() - started) / len(records))
         return hits
 
-    async def _handle(self, raw: bytes | None, origin: str, decoded: Sighting | None = None) -> list[HitV1]:
+    async def _internal_error(self, raw: bytes | None, origin: str, exc: Exception) -> None:
+        log.exception("match stage failed on %s", origin, exc_info=exc)
+        await self.dead_letter(
+            DeadLetter(raw or b"", "internal_error", repr(exc), stage="match", origin=origin)
+        )
+
+    async def _matched(self, raw: bytes | None, origin: str, decoded: Sighting | None = None) -> list[HitV1]:
+        """The hits one read makes (not recorded yet); an invalid read is dead-lettered and makes none."""
         try:
             sighting = decoded or decode_sighting(raw or b"")
             plate = read_plate(sighting.plate)
@@ -135,33 +151,48 @@ class MatchStage:
             metrics.MATCHES.labels(match.kind.value, outcome).inc()
             if outcome == "hit":
                 hits.append(HitV1.build(sighting, match))
-        for hit in hits:
-            await self._retrying(lambda hit=hit: self._record_and_publish(hit))  # type: ignore[misc]
-            log.info(
-                "hit: %s read as %s (%s, %.2f) at %s/%s",
-                mask(hit.entry_plate),
-                mask(sighting.plate),
-                hit.match_kind.value,
-                hit.score,
-                sighting.source_id,
-                sighting.device_id,
-            )
         _observe_age(sighting)
         return hits
 
-    async def _record_and_publish(self, hit: HitV1) -> None:
-        async with self._pool.acquire() as conn:
-            inserted, published = await record_hit(conn, hit)
-            if inserted:
-                metrics.HITS.labels(hit.match_kind.value, hit.action.value).inc()
-            else:
-                metrics.HITS_REPLAYED.inc()
-            if published:
-                return
-            await self._producer.send_and_wait(
-                self._kafka.topic(HITS), key=str(hit.entry_id).encode(), value=hit.encode()
+    async def _record(self, found: Sequence[tuple[bytes | None, str, HitV1]]) -> list[HitV1]:
+        """Record the hits in PostgreSQL and publish those not published yet, all together, retrying."""
+        hits = [hit for _, _, hit in found]
+        if hits:
+            await self._retrying(lambda: self._record_and_publish(hits))
+        for hit in hits:
+            s = hit.sighting
+            log.info(
+                "hit: %s read as %s (%s, %.2f) at %s/%s",
+                mask(hit.entry_plate),
+                mask(s.plate),
+                hit.match_kind.value,
+                hit.score,
+                s.source_id,
+                s.device_id,
             )
-            await mark_published(conn, hit.hit_id)
+        return hits
+
+    async def _record_and_publish(self, hits: Sequence[HitV1]) -> None:
+        """Idempotent as a whole: a retry after any failure records nothing twice and publishes only what
+        was not marked published."""
+        async with self._pool.acquire() as conn:
+            unpublished: list[HitV1] = []
+            for hit in hits:
+                inserted, published = await record_hit(conn, hit)
+                if inserted:
+                    metrics.HITS.labels(hit.match_kind.value, hit.action.value).inc()
+                else:
+                    metrics.HITS_REPLAYED.inc()
+                if not published:
+                    unpublished.append(hit)
+            topic = self._kafka.topic(HITS)
+            sent = [
+                await self._producer.send(topic, key=str(hit.entry_id).encode(), value=hit.encode())
+                for hit in unpublished
+            ]
+            await asyncio.gather(*sent)  # every one acknowledged (acks=all), in order per entry
+            for hit in unpublished:
+                await mark_published(conn, hit.hit_id)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
