@@ -35,37 +35,39 @@ async def run(
         BaseException: what stopped a background job (watchlist follower, outbox relay, lag monitor).
     """
     async with matcher_resources(kafka, postgres, match) as resources:
-        await resources.ready()
-        log.info("watchlist index ready (%d entries): consuming sightings", len(resources.index))
-        await _consume(kafka, match, resources, stop)
+        consumer = AIOKafkaConsumer(
+            kafka.topic(SIGHTINGS),
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-matcher",
+            group_id=group_id(kafka),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=match.batch_size,
+        )
+        # Joined while the index loads (nothing is fetched before the first getmany), so matching starts
+        # the moment the index is ready; a load far longer than max.poll.interval.ms only rejoins.
+        await consumer.start()
+        try:
+            await resources.ready()
+            log.info("watchlist index ready (%d entries): consuming sightings", len(resources.index))
+            await _consume(consumer, match, resources, stop)
+        finally:
+            await consumer.stop()
         if resources.failed.done():
             raise resources.failed.result()
 
 
 async def _consume(
-    kafka: KafkaSettings, match: MatchSettings, resources: MatcherResources, stop: asyncio.Event
+    consumer: AIOKafkaConsumer, match: MatchSettings, resources: MatcherResources, stop: asyncio.Event
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        kafka.topic(SIGHTINGS),
-        bootstrap_servers=kafka.bootstrap_servers,
-        client_id=f"{kafka.client_id}-matcher",
-        group_id=group_id(kafka),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=match.batch_size,
-    )
-    await consumer.start()
-    try:
-        while not stop.is_set() and not resources.failed.done():
-            batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=match.batch_size)
-            if not batch:
-                continue
-            for tp, records in batch.items():
-                origin = f"{tp.topic}/{tp.partition}/"
-                await resources.stage.handle_batch([(r.value, f"{origin}{r.offset}") for r in records])
-            await _commit(consumer, {tp: records[-1].offset + 1 for tp, records in batch.items()})
-    finally:
-        await consumer.stop()
+    while not stop.is_set() and not resources.failed.done():
+        batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=match.batch_size)
+        if not batch:
+            continue
+        for tp, records in batch.items():
+            origin = f"{tp.topic}/{tp.partition}/"
+            await resources.stage.handle_batch(origin, [(r.value, r.offset) for r in records])
+        await _commit(consumer, {tp: records[-1].offset + 1 for tp, records in batch.items()})
 
 
 async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

@@ -106,7 +106,9 @@ async def record_hit(conn: Connection, hit: HitV1) -> tuple[bool, bool]:
     return False, bool(published)
 
 
-async def mark_published(conn: Connection, hit_id: uuid.UUID) -> None:
+async def mark_published(conn: Connection, *hit_ids: uuid.UUID) -> None:
+    """Mark hits published to ``watch.hits`` (after Kafka acknowledged them), in one statement."""
     await conn.execute(
-        "UPDATE hits SET published_at = now() WHERE hit_id = $1 AND published_at IS NULL", hit_id
+        "UPDATE hits SET published_at = now() WHERE hit_id = ANY($1::uuid[]) AND published_at IS NULL",
+        list(hit_ids),
     )

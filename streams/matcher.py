@@ -1,12 +1,17 @@
 """The match stage: sightings in, their hits recorded and published. Thin glue over pure functions.
 
-Per read it decodes and validates once (``Sighting.model_validate_json``: parse and check in one pass),
-checks the plate is a valid one and looks its match key up in the index (:meth:`WatchIndex.may_match`):
-almost every read ends there, counted and nothing else. Any other read (a partial or nonstandard plate,
-a payload that does not validate, a possible match) takes the full path on its own: matched, each new
-hit recorded in PostgreSQL (idempotent) and published to ``watch.hits``. The stage never raises: what
-cannot be processed goes to the dead-letter topic with the reason, and failures of Kafka or PostgreSQL
-are retried until they answer (the read is held, never skipped).
+Per read it parses the JSON once, checks what matching relies on (schema v1, a valid normalized plate,
+source kind, observed time) and looks the plate's match key up in the index
+(:meth:`WatchIndex.may_match`): almost every read ends there, counted and nothing else. Any other read
+(a possible match, a partial or nonstandard plate, a payload that fails those checks) takes the full
+path on its own: validated as a :class:`~streams.events.Sighting` (what fails is dead-lettered with
+the field and the reason), matched, its hits recorded in PostgreSQL (idempotent) and published to
+``watch.hits``. The stage never raises: what cannot be processed goes to the dead-letter topic, and
+failures of Kafka or PostgreSQL are retried until they answer (the read is held, never skipped).
+
+A read that matches nothing is not validated beyond those checks: the connectors, the only writers of
+``plate.sightings``, validated every read with the same model before publishing it, and such a read is
+stored nowhere. Validating it again cost more than the whole bare consumer (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from streams import metrics
 from streams.deadletter import DeadLetter
 from streams.errors import InvalidInput
-from streams.events import Sighting, decode_sighting
+from streams.events import SIGHTING_SCHEMA_VERSION, Sighting, SourceKind, decode_sighting
 from streams.hits import HitV1, mark_published, record_hit
 from streams.matching import Match, WatchIndex
 from streams.plates import is_strict_plate, mask, match_key, read_plate
@@ -37,6 +42,8 @@ from streams.topics import HITS, SIGHTINGS_DLQ
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_SOURCE_KINDS = frozenset(kind.value for kind in SourceKind)
+_MAX_DISTRICT = 64  # Sighting.district's limit
 _RETRIABLE = (KafkaError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -78,41 +85,35 @@ class MatchStage:
         finally:
             metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def handle_batch(self, records: Sequence[tuple[bytes | None, str]]) -> list[HitV1]:
-        """Process a batch of (value, origin) records; return the hits they produced.
+    async def handle_batch(self, origin: str, records: Sequence[tuple[bytes | None, int]]) -> list[HitV1]:
+        """Process a batch of (value, offset) records of one partition (``origin``: "topic/partition/").
 
-        The batch's hits are recorded and published together once every read is matched (in read order),
-        before the call returns: the caller may then commit the batch. Records the same metrics as
-        :meth:`handle`, aggregated: counts once per batch, the processing time as the batch's mean per
-        read, the sighting age of the batch's last read.
+        Return the hits they produced. The batch's hits are recorded and published together once every
+        read is matched (in read order), before the call returns: the caller may then commit the batch.
+        Records the same metrics as :meth:`handle`, aggregated: counts once per batch, the processing
+        time as the batch's mean per read, the sighting age of the batch's last read.
         """
         started = time.perf_counter()
         found: list[tuple[bytes | None, str, HitV1]] = []
         consumed: Counter[tuple[str, str]] = Counter()
-        last: Sighting | None = None
-        for raw, origin in records:
-            try:
-                sighting = Sighting.model_validate_json(raw or b"")
-            except ValidationError:
-                sighting = None  # the full path names what is wrong and dead-letters it
-            if (
-                sighting is not None
-                and is_strict_plate(sighting.plate)
-                and not self._index.may_match(match_key(sighting.plate))
-            ):
-                consumed[sighting.source_kind.value, sighting.district or "unknown"] += 1
-                last = sighting
+        last: object = None
+        for raw, offset in records:
+            quick = self._cannot_match(raw)
+            if quick is not None:
+                consumed[quick[0], quick[1]] += 1
+                last = quick[2]
                 continue
+            where = f"{origin}{offset}"
             try:
-                found += [(raw, origin, hit) for hit in await self._matched(raw, origin, sighting)]
+                found += [(raw, where, hit) for hit in await self._matched(raw, where)]
             except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
-                log.exception("match stage failed on %s", origin)
-                await self._internal_error(raw, origin, exc)
+                log.exception("match stage failed on %s", where)
+                await self._internal_error(raw, where, exc)
             last = None
         for (kind, district), count in consumed.items():
             metrics.SIGHTINGS_CONSUMED.labels(kind, district).inc(count)
         if last is not None:
-            _observe_age(last)
+            _observe_age_of(last)
         try:
             hits = await self._record(found)
         except Exception:  # one hit that cannot be recorded must not take the batch's others with it
@@ -127,6 +128,31 @@ class MatchStage:
         if records:
             metrics.MATCH_SECONDS.observe((time.perf_counter() - started) / len(records))
         return hits
+
+    def _cannot_match(self, raw: bytes | None) -> tuple[str, str, object] | None:
+        """(source kind, district, observed time) of a read that certainly matches nothing, else None.
+
+        Checks what matching relies on (a JSON object of schema v1, a valid normalized plate, a source
+        kind, an observed time) and looks the plate's match key up: one parse and one lookup. Anything
+        else, invalid or possibly matching, returns None and takes the full path.
+        """
+        try:
+            data = orjson.loads(raw or b"")
+        except orjson.JSONDecodeError:
+            return None
+        if type(data) is not dict or data.get("schema_version") != SIGHTING_SCHEMA_VERSION:
+            return None
+        plate, kind, district = data.get("plate"), data.get("source_kind"), data.get("district")
+        observed_at = data.get("observed_at")
+        if kind not in _SOURCE_KINDS or type(plate) is not str or type(observed_at) is not str:
+            return None
+        if district is None:
+            district = "unknown"
+        elif type(district) is not str or len(district) > _MAX_DISTRICT:
+            return None
+        if not is_strict_plate(plate) or self._index.may_match(match_key(plate)):
+            return None
+        return kind, district, observed_at
 
     async def _internal_error(self, raw: bytes | None, origin: str, exc: Exception) -> None:
         log.exception("match stage failed on %s", origin, exc_info=exc)
@@ -176,9 +202,10 @@ class MatchStage:
         """Idempotent as a whole: a retry after any failure records nothing twice and publishes only what
         was not marked published."""
         async with self._pool.acquire() as conn:
+            async with conn.transaction():  # one commit (one WAL flush) for the batch's hits
+                recorded = [(hit, *await record_hit(conn, hit)) for hit in hits]
             unpublished: list[HitV1] = []
-            for hit in hits:
-                inserted, published = await record_hit(conn, hit)
+            for hit, inserted, published in recorded:
                 if inserted:
                     metrics.HITS.labels(hit.match_kind.value, hit.action.value).inc()
                 else:
@@ -191,8 +218,8 @@ class MatchStage:
                 for hit in unpublished
             ]
             await asyncio.gather(*sent)  # every one acknowledged (acks=all), in order per entry
-            for hit in unpublished:
-                await mark_published(conn, hit.hit_id)
+            if unpublished:
+                await mark_published(conn, *(hit.hit_id for hit in unpublished))
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
@@ -216,3 +243,13 @@ class MatchStage:
 
 def _observe_age(sighting: Sighting) -> None:
     metrics.SIGHTING_AGE_SECONDS.observe(max(0.0, (datetime.now(UTC) - sighting.observed_at).total_seconds()))
+
+
+def _observe_age_of(observed_at: object) -> None:
+    """The age of a read known only by its wire form (the quick path does not build a Sighting)."""
+    try:
+        at = datetime.fromisoformat(observed_at) if isinstance(observed_at, str) else None
+    except ValueError:
+        return
+    if at is not None and at.tzinfo is not None:
+        metrics.SIGHTING_AGE_SECONDS.observe(max(0.0, (datetime.now(UTC) - at).total_seconds()))
