@@ -1,0 +1,137 @@
+"""``python -m benchmarks``: every measurement of the performance issue in one run, written to a report.
+
+Runs, in this order, on the local Kafka and PostgreSQL (``seizewatch services up`` first): the machine;
+(a) the bare aiokafka consumer; (b) the match stage in process with a 1M-entry index; (c) the worker's
+sustained throughput, faust engine and batch engine side by side, and the read → SMS latency through
+ingest, worker and pager at half the batch worker's rate; (d) a worker's memory and cold start with
+1M watch entries; (e) 1, 2 and 4 batch workers on one topic. Every figure is the median of ``--runs``
+runs; the ratios are taken between figures of this one run. The report goes to ``docs/benchmarks.md``
+and the raw figures to ``var/bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from benchmarks import coldstart, limits, machine, pipeline, report
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How big each measurement is; ``QUICK`` checks the harness end to end in a few minutes."""
+
+    bare_reads: int = 200_000
+    match_entries: int = 1_000_000
+    match_reads: int = 20_000
+    throughput_reads: int = 200_000
+    throughput_watchlist: int = 100_000
+    latency_seconds: float = 60.0
+    coldstart_entries: int = 1_000_000
+    scaling_reads: int = 200_000
+    worker_counts: tuple[int, ...] = (1, 2, 4)
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    bare_reads=100_000,
+    match_entries=50_000,
+    match_reads=2_000,
+    throughput_reads=30_000,
+    throughput_watchlist=10_000,
+    latency_seconds=15.0,
+    coldstart_entries=50_000,
+    scaling_reads=30_000,
+    worker_counts=(1, 2),
+)
+
+
+async def _runs(n: int, what: str, measure: Callable[[], Awaitable[T]]) -> list[T]:
+    results: list[T] = []
+    for i in range(n):
+        started = time.perf_counter()
+        results.append(await measure())
+        print(f"  {what}: run {i + 1}/{n} in {time.perf_counter() - started:.0f} s", flush=True)
+    return results
+
+
+def _median_of(results: Sequence[Any], name: str) -> float:
+    return float(statistics.median(getattr(r, name) for r in results))
+
+
+async def run(sizes: Sizes, runs: int) -> dict[str, Any]:
+    """Every measurement; the raw results, JSON-ready."""
+    print("machine", flush=True)
+    figures: dict[str, Any] = {"machine": machine.describe(), "runs": runs, "sizes": sizes}
+    print("(a) bare consumer", flush=True)
+    figures["bare"] = await _runs(runs, "bare", lambda: limits.bare_consumer(sizes.bare_reads))
+    print("(b) match stage in process", flush=True)
+    figures["match"] = await limits.match_stage(sizes.match_entries, reads=sizes.match_reads)
+    print("(c) worker throughput, faust then batch engine", flush=True)
+    data = pipeline.dataset(sizes.throughput_reads, watchlist=sizes.throughput_watchlist)
+
+    def drain(engine: str) -> Awaitable[pipeline.Throughput]:
+        return pipeline.worker_throughput(1, sizes.throughput_reads, data=data, engine=engine)
+
+    for engine in ("faust", "batch"):
+        figures[f"throughput_{engine}"] = await _runs(runs, engine, functools.partial(drain, engine))
+    half = _median_of(figures["throughput_batch"], "reads_per_s") / 2
+    print(f"(c) read → SMS latency at {half:.0f} reads/s", flush=True)
+    figures["latency"] = await _runs(
+        runs, "latency", lambda: pipeline.read_to_sms_latency(half, sizes.latency_seconds)
+    )
+    print("(d) worker memory and cold start", flush=True)
+    figures["coldstart"] = await _runs(
+        runs, "cold start", lambda: coldstart.worker_memory_and_cold_start(sizes.coldstart_entries)
+    )
+    print("(e) scaling", flush=True)
+    figures["scaling"] = await _runs(
+        runs, "scaling", lambda: pipeline.scaling(sizes.worker_counts, sizes.scaling_reads)
+    )
+    return figures
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: checks the harness, not the targets"
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (the median is quoted)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sizes = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    figures = _jsonable(asyncio.run(run(sizes, args.runs)))
+    figures["wall_s"] = round(time.perf_counter() - started)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
+    args.out.write_text(report.render(figures, quick=args.quick), encoding="utf-8")
+    print(f"wrote {args.out} and {args.json} in {figures['wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""The limits a matcher worker is measured against, one stage at a time.
+
+- :func:`bare_consumer`: how fast a bare aiokafka consumer drains ``plate.sightings`` doing nothing but
+  the JSON parse every read needs anyway: the ceiling of any match stage on this machine.
+- :func:`match_stage`: the match step in process (no Kafka, no PostgreSQL) against a 1M-entry index, cut
+  into what ``streams.matcher.MatchStage`` does per read, for exact, fuzzy and missing reads.
+- :func:`watchlist_load`: the per-record work of the watchlist follower, which bounds a cold start.
+- :func:`worker_memory_and_cold_start`: a real ``seizewatch worker`` loading a 1M-entry watchlist: time
+  until it may match, and its resident memory then.
+
+Sizes are parameters, so a quick run can use small ones. Each function returns a frozen dataclass of
+plain figures (``dataclasses.asdict`` serializes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from benchmarks import infra
+from benchmarks.coldstart import (
+    ColdStartFigures,
+    WatchlistLoadFigures,
+    watchlist_load,
+    worker_memory_and_cold_start,
+)
+from benchmarks.generate import ReadMix, sightings, watch_entries, watch_plates
+from streams.events import Sighting, decode_sighting
+from streams.matcher import MatchStage
+from streams.matching import WatchIndex
+from streams.plates import _SKELETON_BYTES, PROVINCES, is_strict_plate, match_key, read_plate
+from streams.settings import KafkaSettings, MatchSettings
+from streams.topics import SIGHTINGS, spec
+
+__all__ = [
+    "CATEGORIES",
+    "VARIANTS",
+    "ColdStartFigures",
+    "ConsumerFigures",
+    "MatchFigures",
+    "StageRow",
+    "WatchlistLoadFigures",
+    "bare_consumer",
+    "build_index",
+    "match_stage",
+    "watchlist_load",
+    "worker_memory_and_cold_start",
+]
+
+# --- a. the bare consumer -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsumerFigures:
+    """Draining ``reads`` sightings from a 6-partition topic; times are first → last message."""
+
+    reads: int
+    partitions: int
+    payload_bytes: float  # mean value size
+    produce_s: float  # publishing them once (generation included), not part of the limit
+    seconds: float  # median over the passes, parsing every value with orjson
+    reads_per_s: float
+    us_per_read: float
+    from_seek_us_per_read: float  # the same passes timed from the seek, the first fetch included
+    fetch_only_us_per_read: float  # median of passes that parse nothing: the transport alone
+    passes_s: tuple[float, ...]
+    fetch_only_passes_s: tuple[float, ...]
+
+
+async def _drain(
+    kafka: KafkaSettings, partitions: list[TopicPartition], n: int, *, parse: bool
+) -> tuple[float, float]:
+    """Seconds from the first message to the last, and from the seek (first fetch included) to the last."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_id="seizewatch-bench",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        sought = time.perf_counter()
+        loads = orjson.loads
+        count, first = 0, 0.0
+        async with asyncio.timeout(600):
+            while count < n:
+                batch = await consumer.getmany(timeout_ms=1000)
+                if batch and not first:
+                    first = time.perf_counter()
+                for records in batch.values():
+                    if parse:
+                        for record in records:
+                            loads(record.value)
+                    count += len(records)
+        last = time.perf_counter()
+        return last - first, last - sought
+    finally:
+        await consumer.stop()
+
+
+async def bare_consumer(
+    reads: int = 200_000, *, kafka: KafkaSettings | None = None, repeats: int = 3, seed: int = 2
+) -> ConsumerFigures:
+    """Publish ``reads`` sightings once to ``bench<tag>.plate.sightings``, then drain it ``repeats`` times.
+
+    Each pass is a fresh group-less consumer assigned every partition, reading with ``getmany`` from the
+    beginning; it parses each value with ``orjson.loads`` (the first step of ``decode_sighting``) and does
+    nothing else. As many passes parse nothing, to separate the transport from the parse. Use 100k reads
+    or more: a small topic arrives whole in the first fetch, and first → last then times the parse alone.
+    """
+    bench = infra.bench_kafka(kafka or KafkaSettings(), infra.new_tag())
+    sightings_spec = spec(SIGHTINGS)
+    [topic] = await infra.create_topics(bench, [sightings_spec])
+    try:
+        started = time.perf_counter()
+        records = list(sightings(reads, watch_plates(1_000), seed=seed))
+        await infra.produce(bench, topic, records)
+        produce_s = time.perf_counter() - started
+        payload = statistics.fmean(len(v) for _, v in records)
+        del records
+        partitions = [TopicPartition(topic, p) for p in range(sightings_spec.partitions)]
+        await _drain(bench, partitions, reads, parse=False)  # warm the broker's page cache
+        parsed, from_seek, bare = [], [], []
+        for _ in range(repeats):
+            first_to_last, seek_to_last = await _drain(bench, partitions, reads, parse=True)
+            parsed.append(first_to_last)
+            from_seek.append(seek_to_last)
+            bare.append((await _drain(bench, partitions, reads, parse=False))[0])
+    finally:
+        await infra.delete_topics(bench, [topic])
+    seconds = statistics.median(parsed)
+    return ConsumerFigures(
+        reads=reads,
+        partitions=sightings_spec.partitions,
+        payload_bytes=round(payload, 1),
+        produce_s=round(produce_s, 2),
+        seconds=round(seconds, 3),
+        reads_per_s=round(reads / seconds),
+        us_per_read=round(seconds / reads * 1e6, 3),
+        from_seek_us_per_read=round(statistics.median(from_seek) / reads * 1e6, 3),
+        fetch_only_us_per_read=round(statistics.median(bare) / reads * 1e6, 3),
+        passes_s=tuple(round(s, 3) for s in parsed),
+        fetch_only_passes_s=tuple(round(s, 3) for s in bare),
+    )
+
+
+# --- b. the match step in process ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One variant of the per-read work on one category of reads: the median of the repetitions."""
+
+    variant: str
+    category: str
+    reads: int
+    us_per_read: float
+    reads_per_s: float
+    runs_us: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MatchFigures:
+    """The match step against an index of ``entries``; rows by (variant, category)."""
+
+    entries: int
+    index_build_s: float  # WatchEntry values straight into WatchIndex.apply (no decoding)
+    index_rss_mib: float  # this process's VmRSS growth from the plates to the built index
+    gc_tracked_objects: int  # objects the garbage collector tracks in this process with the index
+    full_gc_s: float  # one full collection (gc.collect()) with the index: a pause of the event loop
+    matched_share: dict[str, float]  # reads with at least one match, by category
+    hit_share: dict[str, float]  # reads that would make a hit (default MatchSettings), by category
+    # The best match's kind per read ("none": no match), by category. Reads of unwatched vehicles that
+    # match anyway (another province's car with the same letters, a confusable serial) show up here.
+    match_kinds: dict[str, dict[str, int]]
+    rows: tuple[StageRow, ...]
+
+    def row(self, variant: str, category: str) -> StageRow:
+        return next(r for r in self.rows if r.variant == variant and r.category == category)
+
+
+# What each variant does per read, in the order reported. "stage_handle" is MatchStage.handle itself
+# (metrics included); "validate_json" and "key_prefilter" are not production code but prototypes of
+# proposed changes, measured on the same reads.
+VARIANTS = (
+    "orjson", "decode", "validate_json", "full", "plate_match", "match", "key_prefilter", "match_step",
+    "stage_handle", "stage_batch",
+)  # fmt: skip
+CATEGORIES = ("exact", "fuzzy", "miss", "nomatch", "stream")
+BATCH = 2000  # reads per MatchStage.handle_batch call, as the worker's default SEIZEWATCH_MATCH_BATCH_SIZE
+
+Pairs = list[tuple[bytes, bytes]]
+
+
+def build_index(entries: int) -> tuple[WatchIndex, list[str], float, float]:
+    """An index of ``entries`` active entries; its plates, build seconds and VmRSS growth (MiB)."""
+    gc.collect()
+    before = infra.own_rss_bytes()
+    plates = watch_plates(entries, seed=1)
+    started = time.perf_counter()
+    index = WatchIndex()
+    for entry in watch_entries(plates):
+        index.apply(entry)
+    build_s = time.perf_counter() - started
+    gc.collect()
+    return index, plates, build_s, (infra.own_rss_bytes() - before) / 2**20
+
+
+def _payloads(plates: Sequence[str], reads: int, seed: int, now: datetime) -> dict[str, Pairs]:
+    rng = random.Random(seed)  # noqa: S311  # reproducible load, not secrets
+    watched = rng.sample(list(plates), min(10_000, len(plates)))
+
+    def pairs(count: int, mix: ReadMix, s: int) -> Pairs:
+        return list(sightings(count, watched, mix=mix, seed=s, now=now))
+
+    fuzzy = pairs(reads // 2, ReadMix(watched_share=1, ocr_noise=1, province_missing=0), seed + 1)
+    fuzzy += pairs(reads - reads // 2, ReadMix(watched_share=1, ocr_noise=0, province_missing=1), seed + 2)
+    rng.shuffle(fuzzy)
+    return {
+        "exact": pairs(reads, ReadMix(watched_share=1, ocr_noise=0, province_missing=0), seed),
+        "fuzzy": fuzzy,
+        "miss": pairs(reads, ReadMix(watched_share=0), seed + 3),
+        "stream": pairs(reads, ReadMix(), seed + 4),
+    }
+
+
+# --- prototype: matching on the Kafka key before parsing the value --------------------------------------
+
+_PROVINCE_BYTES = frozenset(p.encode() for p in PROVINCES)  # each one 3-byte UTF-8 character
+
+
+def key_sets(index: WatchIndex) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """The index's skeleton keys as UTF-8 bytes, as a key-first stage would hold them.
+
+    Two suffice to rule a read out: equal plates have equal skeletons (``exact`` implies ``ocr``) and equal
+    tails equal skeleton tails (``province`` implies ``ocr_province``).
+    """
+    plates = [entry.plate for entry in index]
+    return frozenset(p.skeleton.encode() for p in plates), frozenset(p.skeleton_tail.encode() for p in plates)
+
+
+def _loops(
+    index: WatchIndex, pairs: Pairs, keys: tuple[frozenset[bytes], ...]
+) -> dict[str, Callable[[], None]]:
+    """The synchronous variants over one category, each a closure over pre-computed inputs."""
+    raws = [value for _, value in pairs]
+    decoded = [decode_sighting(raw) for raw in raws]
+    texts = [(s.plate, s.plate_colour, s.observed_at) for s in decoded]
+    plates = [(read_plate(t), c, at) for t, c, at in texts]
+    match = index.match
+    skeletons, skeleton_tails = keys
+
+    def parse() -> None:
+        for raw in raws:
+            orjson.loads(raw)
+
+    def decode() -> None:
+        for raw in raws:
+            decode_sighting(raw)
+
+    def validate_json() -> None:  # pydantic-core's own JSON parser: one pass instead of two
+        for raw in raws:
+            Sighting.model_validate_json(raw)
+
+    def full() -> None:  # (i) MatchStage's per-read work minus I/O
+        for raw in raws:
+            s = decode_sighting(raw)
+            match(read_plate(s.plate), s.plate_colour, s.observed_at)
+
+    def plate_match() -> None:  # (ii)
+        for text, colour, at in texts:
+            match(read_plate(text), colour, at)
+
+    def match_only() -> None:  # (iii)
+        for plate, colour, at in plates:
+            match(plate, colour, at)
+
+    def key_prefilter() -> None:  # skeleton keys of the record key (the normalized plate); decode on a hit
+        for key, raw in pairs:
+            skel = key.translate(_SKELETON_BYTES)
+            skel_tail = skel[3:] if key[:3] in _PROVINCE_BYTES else skel
+            if skel in skeletons or skel_tail in skeleton_tails:
+                s = decode_sighting(raw)
+                match(read_plate(s.plate), s.plate_colour, s.observed_at)
+
+    def match_step() -> None:  # what MatchStage.handle_batch does after decoding: the match stage's own cost
+        may_match = index.may_match
+        for text, colour, at in texts:
+            if is_strict_plate(text) and not may_match(match_key(text)):
+                continue
+            match(read_plate(text), colour, at)  # the full path also validates: see stage_batch
+
+    return {
+        "orjson": parse,
+        "decode": decode,
+        "match_step": match_step,
+        "validate_json": validate_json,
+        "full": full,
+        "plate_match": plate_match,
+        "match": match_only,
+        "key_prefilter": key_prefilter,
+    }
+
+
+def _median_us(run: Callable[[], None], n: int, repeats: int) -> tuple[float, tuple[float, ...]]:
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        runs.append((time.perf_counter() - started) / n * 1e6)
+    return statistics.median(runs), tuple(round(r, 3) for r in runs)
+
+
+def _row(variant: str, category: str, n: int, median_us: float, runs: tuple[float, ...]) -> StageRow:
+    return StageRow(variant, category, n, round(median_us, 3), round(1e6 / median_us), runs)
+
+
+async def match_stage(
+    entries: int = 1_000_000, *, reads: int = 20_000, repeats: int = 5, seed: int = 4
+) -> MatchFigures:
+    """Time the match step's parts per read on ``reads`` pre-generated payloads per category.
+
+    Categories: ``exact`` (watched plates read right), ``fuzzy`` (watched plates, half with one OCR
+    confusion or a misread province, half with the province missing), ``miss`` (unwatched vehicles with
+    the default noise; some match an entry anyway), ``nomatch`` (the ``miss`` reads that match nothing:
+    the hot path), ``stream`` (the default :class:`ReadMix`, 0.1 % watched). Variants:
+    ``orjson`` (parse only), ``decode`` (``decode_sighting``), ``full`` (decode + ``read_plate`` + match),
+    ``match_step`` (after decoding, what ``MatchStage.handle_batch`` does: strict-plate check, match key,
+    one lookup, the full match only for a possible one; the match stage's own cost),
+    ``plate_match`` (``read_plate`` + match), ``match`` (``WatchIndex.match`` on ready ``Plate`` values),
+    ``stage_handle`` and ``stage_batch`` (``MatchStage.handle`` and ``handle_batch`` themselves, metrics
+    included, on ``nomatch`` only: a match
+    would need PostgreSQL and Kafka). Two prototypes of proposed changes are timed beside them:
+    ``validate_json`` (``Sighting.model_validate_json``, no orjson pass) and ``key_prefilter`` (the
+    skeleton keys computed from the Kafka record key as bytes, the value decoded only when one is in the
+    index). The garbage collector stays enabled, as in the worker.
+    """
+    index, plates, build_s, rss_mib = build_index(entries)
+    started = time.perf_counter()
+    gc.collect()
+    full_gc_s = time.perf_counter() - started
+    tracked = len(gc.get_objects())
+    payloads = _payloads(plates, reads, seed, datetime.now(UTC))
+    del plates
+    keys = key_sets(index)
+    rows: list[StageRow] = []
+    matched: dict[str, float] = {}
+    hit: dict[str, float] = {}
+    kinds: dict[str, dict[str, int]] = {}
+    stage = MatchStage(
+        index=index,
+        match=MatchSettings(),
+        kafka=KafkaSettings(),
+        pool=cast(Any, None),  # never reached: reads that match nothing touch neither PostgreSQL nor Kafka
+        producer=cast(Any, None),
+    )
+    for category in CATEGORIES:
+        pairs = payloads[category]
+        if not pairs:
+            continue
+        found = [
+            index.match(read_plate(s.plate), s.plate_colour, s.observed_at)
+            for s in (decode_sighting(value) for _, value in pairs)
+        ]
+        matched[category] = round(sum(1 for f in found if f) / len(pairs), 4)
+        hits = sum(1 for f in found if any(stage.outcome(m) == "hit" for m in f))
+        hit[category] = round(hits / len(pairs), 4)
+        kinds[category] = dict(Counter(f[0].kind.value if f else "none" for f in found).most_common())
+        if category == "miss":  # the hot path: reads that match nothing
+            payloads["nomatch"] = [pair for pair, f in zip(pairs, found, strict=True) if not f]
+        for variant, run in _loops(index, pairs, keys).items():
+            run()  # warm-up
+            rows.append(_row(variant, category, len(pairs), *_median_us(run, len(pairs), repeats)))
+    del keys
+    misses = [value for _, value in payloads["nomatch"]]
+    if misses:
+        runs = []
+        for _ in range(repeats + 1):  # the first run warms up
+            started = time.perf_counter()
+            for raw in misses:
+                await stage.handle(raw, origin="bench/0/0")
+            runs.append((time.perf_counter() - started) / len(misses) * 1e6)
+        handled = tuple(round(r, 3) for r in runs[1:])
+        rows.append(_row("stage_handle", "nomatch", len(misses), statistics.median(runs[1:]), handled))
+        records = [(raw, offset) for offset, raw in enumerate(misses)]
+        batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
+        runs = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            for batch in batches:
+                await stage.handle_batch("bench/0/", batch)
+            runs.append((time.perf_counter() - started) / len(misses) * 1e6)
+        batched = tuple(round(r, 3) for r in runs[1:])
+        rows.append(_row("stage_batch", "nomatch", len(misses), statistics.median(runs[1:]), batched))
+    return MatchFigures(
+        entries=entries,
+        index_build_s=round(build_s, 2),
+        index_rss_mib=round(rss_mib, 1),
+        gc_tracked_objects=tracked,
+        full_gc_s=round(full_gc_s, 3),
+        matched_share=matched,
+        hit_share=hit,
+        match_kinds=kinds,
+        rows=tuple(rows),
+    )
