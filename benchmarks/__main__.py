@@ -121,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (the median is quoted)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    parser.add_argument("--render", action="store_true", help="measure nothing: rewrite --out from --json")
     args = parser.parse_args(argv)
+    if args.render:
+        figures = json.loads(args.json.read_text(encoding="utf-8"))
+        args.out.write_text(report.render(figures, quick=args.quick), encoding="utf-8")
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()

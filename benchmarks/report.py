@@ -39,6 +39,7 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     step = _row(f["match"], "match_step", "stream") or float("nan")
     step_miss = _row(f["match"], "match_step", "nomatch") or float("nan")
     p99 = _median(f["latency"], "p99_s")
+    asked, achieved = _median(f["latency"], "rate"), _median(f["latency"], "achieved_rate")
     rss = _median(f["coldstart"], "rss_mib") * MIB
     caught = _median(f["coldstart"], "caught_up_s")
     return [
@@ -60,7 +61,12 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             f"{step_miss / bare_us:.0%}",
             step_miss / bare_us <= 0.10,
         ),
-        ("p99 read → SMS handed over ≤ 1 s at half load", f"{p99:.3f} s", "≤ 1 s", p99 <= 1.0),
+        (
+            "p99 read → SMS handed over ≤ 1 s at half load",
+            f"{p99:.3f} s at {achieved:,.0f} of {asked:,.0f} reads/s asked",
+            "≤ 1 s",
+            p99 <= 1.0 and achieved >= 0.9 * asked,  # not shown unless the load was really offered
+        ),
         ("1M-entry worker ≤ 1.5 GB RSS", f"{rss / GB:.2f} GB", "≤ 1.5 GB", rss <= 1.5 * GB),
         ("1M-entry worker caught up ≤ 30 s", f"{caught:.1f} s", "≤ 30 s", caught <= 30),
     ]
