@@ -27,6 +27,7 @@ from aiokafka.structs import ConsumerRecord
 from benchmarks import infra
 from benchmarks.generate import watch_changes, watch_plates
 from seizewatch.demo import scrape
+from seizewatch.scratch import free_port
 from streams import metrics
 from streams.matching import WatchIndex
 from streams.plates import parse_plate
@@ -237,7 +238,7 @@ async def worker_memory_and_cold_start(
         await infra.produce(bench, bench.topic(WATCHLIST_CHANGES), watch_changes(watch_plates(entries)))
         publish_s = time.perf_counter() - started
         with tempfile.TemporaryDirectory(prefix="seizewatch-bench-") as home:
-            port = infra.free_port()
+            port = free_port()
             log = Path(home) / "worker.log"
             started = time.perf_counter()
             proc = _spawn(infra.worker_env(bench, pg, port, Path(home)), log, python_gc=python_gc)

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from seizewatch.localservices import LocalServices
+from seizewatch.scratch import scratch_database
 from seizewatch.settings import Settings
-from streams import db
 from streams.producers import idempotent_producer
 from streams.settings import KafkaSettings, PostgresSettings
 from streams.topics import TOPICS, TopicSpec, ensure_topics
@@ -116,42 +113,8 @@ async def produce(kafka: KafkaSettings, topic: str, records: Iterable[tuple[byte
 @asynccontextmanager
 async def fresh_database(base: PostgresSettings, tag: str) -> AsyncIterator[PostgresSettings]:
     """A new database ``bench_<tag>``, migrated; dropped on exit."""
-    base_dsn = base.dsn.get_secret_value()
-    name = f"bench_{tag}"
-    dsn = urlunsplit(urlsplit(base_dsn)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(base_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await db.migrate(conn)
-        finally:
-            await conn.close()
+    async with scratch_database(base.dsn.get_secret_value(), f"bench_{tag}") as dsn:
         yield PostgresSettings(dsn=dsn)  # type: ignore[arg-type]  # pydantic turns str into SecretStr
-    finally:
-        admin = await asyncpg.connect(base_dsn)
-        try:
-            # As the tests do: an autovacuum worker on the database may hold it for a moment.
-            for attempt in range(40):
-                try:
-                    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-                    break
-                except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
-                    if attempt == 39:
-                        raise
-                    await asyncio.sleep(0.25)
-        finally:
-            await admin.close()
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def worker_env(

@@ -37,6 +37,7 @@ from benchmarks import infra
 from connectors.auth import API_KEY_HEADER, source_secret
 from connectors.registry import AuthMethod, Connector, add_source, upsert_devices
 from seizewatch.demo import scrape
+from seizewatch.scratch import free_port
 from streams import watchstore
 from streams.settings import KafkaSettings, PostgresSettings
 from streams.watchlist import WatchEntry
@@ -105,7 +106,7 @@ class Processes:
         self, name: str, command: str, env: dict[str, str], port_variable: str, port: int | None = None
     ) -> Proc:
         """Start ``seizewatch COMMAND`` with ``port_variable`` set to ``port`` (a free one if not given)."""
-        port = port or infra.free_port()
+        port = port or free_port()
         log = self.logdir / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(  # noqa: S603  # our own command with our own interpreter
@@ -289,7 +290,7 @@ async def start_pipeline(
     worker = procs.worker("worker", {**iso.env, **worker_env})
     key = {"SEIZEWATCH_INGEST_MASTER_KEY": MASTER_KEY}
     ingest = procs.spawn("ingest", "ingest", {**iso.env, **key}, "SEIZEWATCH_INGEST_PORT")
-    port = infra.free_port()
+    port = free_port()
     twilio = {
         "SEIZEWATCH_PAGER_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "SEIZEWATCH_TWILIO_ACCOUNT_SID": fake.account_sid,

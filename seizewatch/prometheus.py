@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any, Self
 import httpx
 import yaml
 
+from seizewatch.scratch import free_port
 from seizewatch.settings import Settings
 from streams.errors import ConfigurationError, ServiceUnavailable
 
@@ -194,12 +194,6 @@ def local_config(targets: Mapping[str, Sequence[str]], *, interval_s: float = 1.
         jobs.append(job)
     config["scrape_configs"] = jobs
     return config
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalPrometheus:

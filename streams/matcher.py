@@ -155,7 +155,7 @@ class MatchStage:
         return kind, district, observed_at
 
     async def _internal_error(self, raw: bytes | None, origin: str, exc: Exception) -> None:
-        log.exception("match stage failed on %s", origin, exc_info=exc)
+        """Dead-letter a read an unexpected error stopped (the caller has logged it)."""
         await self.dead_letter(
             DeadLetter(raw or b"", "internal_error", repr(exc), stage="match", origin=origin)
         )
@@ -182,7 +182,8 @@ class MatchStage:
 
     async def _record(self, found: Sequence[tuple[bytes | None, str, HitV1]]) -> list[HitV1]:
         """Record the hits in PostgreSQL and publish those not published yet, all together, retrying."""
-        hits = [hit for _, _, hit in found]
+        # The same read twice in one batch (a resend) makes the same hit: recorded and published once.
+        hits = list({hit.hit_id: hit for _, _, hit in found}.values())
         if hits:
             await self._retrying(lambda: self._record_and_publish(hits))
         for hit in hits:

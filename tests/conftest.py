@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,9 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -28,8 +25,8 @@ from aiokafka.structs import ConsumerRecord
 
 from seizewatch.demo import scrape
 from seizewatch.localservices import LocalServices
+from seizewatch.scratch import free_port, scratch_database
 from seizewatch.settings import Settings
-from streams import db
 from streams.settings import KafkaSettings, PostgresSettings
 from streams.topics import TOPICS, ensure_topics, wait_for_assignment
 
@@ -51,68 +48,33 @@ class Isolated:
     env: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="module")
 async def isolated(services: Settings) -> AsyncIterator[Isolated]:
     """A fresh topic prefix and database, migrated, with every declared topic created."""
     tag = uuid.uuid4().hex[:10]
     base_dsn = services.postgres.dsn.get_secret_value()
-    dsn = _with_database(base_dsn, f"test_{tag}")
-    admin = await asyncpg.connect(base_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "test_{tag}"')
-    finally:
-        await admin.close()
-    kafka = KafkaSettings(topic_prefix=f"t{tag}.")
-    postgres = PostgresSettings(dsn=dsn)  # type: ignore[arg-type]  # pydantic turns str into SecretStr
-    settings = Settings(
-        kafka, postgres, services.match, services.metrics, services.local, services.ingest, services.pager,
-        services.twilio,
-    )  # fmt: skip
-    await ensure_topics(kafka)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await db.migrate(conn)
-    finally:
-        await conn.close()
-    env = {
-        # A developer's own secrets never leak into tests: those that need a master key set their own.
-        **{k: v for k, v in os.environ.items() if k != "SEIZEWATCH_INGEST_MASTER_KEY"},
-        "SEIZEWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-        "SEIZEWATCH_PG_DSN": dsn,
-        "SEIZEWATCH_LOCAL_HOME": str(services.local.home.resolve()),
-    }
-    yield Isolated(settings, env)
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await client.start()
-    try:
-        await client.delete_topics([kafka.topic(t.name) for t in TOPICS])
-    finally:
-        await client.close()
-    admin = await asyncpg.connect(base_dsn)
-    try:
-        # FORCE cannot end an autovacuum worker that happens to be on the database (not our role's):
-        # it finishes within moments, so try again briefly.
-        for attempt in range(40):
-            try:
-                await admin.execute(f'DROP DATABASE "test_{tag}" WITH (FORCE)')
-                break
-            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
-                if attempt == 39:
-                    raise
-                await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
+    async with scratch_database(base_dsn, f"test_{tag}") as dsn:
+        kafka = KafkaSettings(topic_prefix=f"t{tag}.")
+        postgres = PostgresSettings(dsn=dsn)  # type: ignore[arg-type]  # pydantic turns str into SecretStr
+        settings = Settings(
+            kafka, postgres, services.match, services.metrics, services.local, services.ingest,
+            services.pager, services.twilio,
+        )  # fmt: skip
+        await ensure_topics(kafka)
+        env = {
+            # A developer's own secrets never leak into tests: those that need a master key set their own.
+            **{k: v for k, v in os.environ.items() if k != "SEIZEWATCH_INGEST_MASTER_KEY"},
+            "SEIZEWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+            "SEIZEWATCH_PG_DSN": dsn,
+            "SEIZEWATCH_LOCAL_HOME": str(services.local.home.resolve()),
+        }
+        yield Isolated(settings, env)
+        client = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+        await client.start()
+        try:
+            await client.delete_topics([kafka.topic(t.name) for t in TOPICS])
+        finally:
+            await client.close()
 
 
 @dataclass
@@ -150,7 +112,7 @@ Worker = Process
 
 def spawn(command: str, env: dict[str, str], log: Path, port_variable: str) -> Process:
     """Start ``seizewatch COMMAND`` with its metrics/HTTP port set to a free one."""
-    port = _free_port()
+    port = free_port()
     out = log.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "seizewatch.cli", command],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from alerts.rosterstore import import_roster, parse_document
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.twilio_sms import TwilioSms
 from alerts.webhooks import create_app
+from seizewatch.scratch import free_port
 from streams import watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
@@ -103,12 +103,6 @@ async def publish(isolated: Isolated, hit: HitV1) -> None:
         )
     finally:
         await producer.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from alerts.pages import page_id_for
+from seizewatch.scratch import free_port
 from tests.conftest import Isolated, Process, eventually, spawn, stop_process
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.pager_support import free_port, import_example_roster, make_hit, publish
+from tests.integration.pager_support import import_example_roster, make_hit, publish
 
 pytestmark = pytest.mark.integration
 

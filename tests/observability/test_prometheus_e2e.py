@@ -37,11 +37,12 @@ from pydantic import SecretStr
 from connectors.auth import API_KEY_HEADER, source_secret
 from connectors.registry import AuthMethod, Connector, add_source, upsert_devices
 from seizewatch.prometheus import LocalPrometheus
+from seizewatch.scratch import free_port
 from streams import watchstore
 from streams.vehicles import Action
 from tests.conftest import MASTER_KEY, Isolated, Process, eventually, spawn, stop_process
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.pager_support import JIAOJIANG, free_port, import_example_roster
+from tests.integration.pager_support import JIAOJIANG, import_example_roster
 from tests.observability import alert_rules, metric_names
 
 pytestmark = pytest.mark.integration
