@@ -13,6 +13,12 @@ READS_ACCEPTED = Counter(
     "Plate reads acknowledged by Kafka and answered 2xx.",
     ["connector"],
 )
+SIGHTINGS_PUBLISHED = Counter(
+    "seizewatch_sightings_published_total",
+    "Sightings acknowledged by Kafka on plate.sightings, by source kind and district (an administrative"
+    " code; 'unknown' when the device is not registered). Backfilled history included.",
+    ["source_kind", "district"],
+)
 READS_REJECTED = Counter(
     "seizewatch_ingest_reads_rejected_total", "Plate reads refused, by reason.", ["connector", "reason"]
 )

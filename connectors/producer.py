@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from types import TracebackType
 
 from aiokafka.errors import KafkaError
 
+from connectors import metrics
 from streams.deadletter import DeadLetter
 from streams.errors import ServiceUnavailable
 from streams.events import Sighting
@@ -72,7 +74,12 @@ class SightingPublisher:
         Raises:
             KafkaUnavailable: not every record was acknowledged within the timeout.
         """
+        # The key is the normalized plate: the match stage rules reads out by it without decoding them
+        # (streams/matcher.py), so it must be exactly the value's plate.
         await self._acknowledged([(self._topic, s.plate.encode(), s.encode(), None) for s in sightings])
+        published = Counter((s.source_kind.value, s.district or "unknown") for s in sightings)
+        for (kind, district), count in published.items():
+            metrics.SIGHTINGS_PUBLISHED.labels(kind, district).inc(count)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Raises: KafkaUnavailable."""

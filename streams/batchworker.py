@@ -1,9 +1,15 @@
 """The default engine of the match stage: aiokafka's consumer group, a batch of sightings at a time.
 
-Per partition batch the stage handles every read in order (:meth:`MatchStage.handle_batch`); only then
-are the batch's offsets committed, so a read is acknowledged to Kafka after its hits are recorded and
-published. A crash or a rebalance between the two replays the batch: hits are idempotent (their id
-derives from the sighting and the entry), so a replay makes no second hit and no second page.
+Each ``getmany`` batch (every partition's records) is matched in one pass (:meth:`MatchStage.match_batch`,
+CPU only for almost every read). Its hits are then recorded and published, and only after that are its
+offsets committed, so a read is acknowledged to Kafka after its hits are recorded and published. That
+second step (PostgreSQL, Kafka acknowledgements, the commit: milliseconds of waiting, whatever the number
+of hits) is the :class:`Recorder`'s, in the background: while it records, the worker fetches and matches
+the next batches, and the recorder's next round takes every batch matched meanwhile, in batch order. So
+hits reach ``watch.hits`` in read order, offsets are committed in order, and the waits are paid once per
+round instead of once per batch. A crash or a rebalance before a commit replays what it covered: hits are
+idempotent (their id derives from the sighting and the entry), so a replay makes no second hit and no
+second page.
 
 Why not faust's agent: per event it builds an event object, tracks its acknowledgement and wakes the
 agent's coroutine, which cost several times the whole match of a read (docs/benchmarks.md).
@@ -13,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from streams.matcher import Found, MatchStage
 from streams.runtime import MatcherResources, group_id, matcher_resources
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
 from streams.topics import SIGHTINGS
@@ -60,14 +68,72 @@ async def run(
 async def _consume(
     consumer: AIOKafkaConsumer, match: MatchSettings, resources: MatcherResources, stop: asyncio.Event
 ) -> None:
-    while not stop.is_set() and not resources.failed.done():
-        batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=match.batch_size)
-        if not batch:
-            continue
-        for tp, records in batch.items():
-            origin = f"{tp.topic}/{tp.partition}/"
-            await resources.stage.handle_batch(origin, [(r.value, r.offset) for r in records])
-        await _commit(consumer, {tp: records[-1].offset + 1 for tp, records in batch.items()})
+    recorder = Recorder(consumer, resources.stage, max_pending=MAX_PENDING_BATCHES * match.batch_size)
+    try:
+        while not stop.is_set() and not resources.failed.done():
+            batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=match.batch_size)
+            if not batch:
+                continue
+            found = await resources.stage.match_batch(
+                (f"{tp.topic}/{tp.partition}/", records) for tp, records in batch.items()
+            )
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            await recorder.add(found, offsets, sum(len(records) for records in batch.values()))
+    finally:
+        await recorder.close()  # what was matched is recorded and committed before the worker stops
+
+
+# Matched reads the recorder may hold before the worker waits for it: its rounds stay short and a crash
+# replays little, while the waits of one round are shared by many batches.
+MAX_PENDING_BATCHES = 8
+
+
+class Recorder:
+    """Records matched batches' hits, then commits their offsets, in the background and in order.
+
+    What is added while a round runs waits for the next round, which takes all of it at once. ``add``
+    returns at once unless ``max_pending`` matched reads already wait: then it waits for the recorder.
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, stage: MatchStage, *, max_pending: int) -> None:
+        self._consumer = consumer
+        self._stage = stage
+        self._max_pending = max_pending
+        self._found: list[Found] = []
+        self._offsets: dict[TopicPartition, int] = {}
+        self._pending = 0  # matched reads not recorded yet
+        self._rounds: asyncio.Task[None] | None = None
+
+    async def add(self, found: Sequence[Found], offsets: dict[TopicPartition, int], reads: int) -> None:
+        """Hand over a matched batch: its hits and the offsets to commit once they are recorded.
+
+        Raises:
+            BaseException: what stopped the recorder (it retries Kafka and PostgreSQL itself, so a bug).
+        """
+        if self._rounds is not None and self._rounds.done():
+            self._rounds.result()  # a recorder that failed stops the worker: nothing is committed past it
+        self._found += found
+        self._offsets.update(offsets)
+        self._pending += reads
+        if self._rounds is None or self._rounds.done():
+            self._rounds = asyncio.create_task(self._record_rounds(), name="match-recorder")
+        elif self._pending >= self._max_pending:
+            await self._rounds
+
+    async def close(self) -> None:
+        """Wait until everything added is recorded and committed."""
+        while self._rounds is not None and not self._rounds.done():
+            await self._rounds
+        if self._rounds is not None:
+            self._rounds.result()
+
+    async def _record_rounds(self) -> None:
+        while self._pending:
+            found, offsets = self._found, self._offsets
+            self._found, self._offsets, self._pending = [], {}, 0
+            if found:
+                await self._stage.record(found)
+            await _commit(self._consumer, offsets)
 
 
 async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

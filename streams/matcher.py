@@ -1,17 +1,19 @@
 """The match stage: sightings in, their hits recorded and published. Thin glue over pure functions.
 
-Per read it parses the JSON once, checks what matching relies on (schema v1, a valid normalized plate,
-source kind, observed time) and looks the plate's match key up in the index
-(:meth:`WatchIndex.may_match`): almost every read ends there, counted and nothing else. Any other read
-(a possible match, a partial or nonstandard plate, a payload that fails those checks) takes the full
-path on its own: validated as a :class:`~streams.events.Sighting` (what fails is dead-lettered with
-the field and the reason), matched, its hits recorded in PostgreSQL (idempotent) and published to
-``watch.hits``. The stage never raises: what cannot be processed goes to the dead-letter topic, and
-failures of Kafka or PostgreSQL are retried until they answer (the read is held, never skipped).
+Per record it looks the key up first: a sightings record is keyed by the read's normalized plate (the
+connectors, the only writers of ``plate.sightings``, key it so), and the plate's confusion skeleton, a
+byte translation of the key (:func:`~streams.plates.skeleton_key`), rules out almost every read with one
+dictionary lookup (:meth:`WatchIndex.may_match`). Such a read is counted and nothing else: its value is
+never decoded. Any other read (a possible match, a record without a key) takes the full path on its own:
+validated as a :class:`~streams.events.Sighting` (what fails is dead-lettered with the field and the
+reason), matched, its hits recorded in PostgreSQL (idempotent) and published to ``watch.hits``. The
+stage never raises: what cannot be processed goes to the dead-letter topic, and failures of Kafka or
+PostgreSQL are retried until they answer (the read is held, never skipped).
 
-A read that matches nothing is not validated beyond those checks: the connectors, the only writers of
-``plate.sightings``, validated every read with the same model before publishing it, and such a read is
-stored nowhere. Validating it again cost more than the whole bare consumer (docs/benchmarks.md).
+A read ruled out by its key is not validated here: the connectors validated every read with the same
+model before publishing it, and such a read is stored nowhere. Decoding it again cost more than the
+whole match (docs/performance.md). A record whose key is not its plate would be missed, which is why the
+key is part of the topic's contract (streams/topics.py) and set in one place (connectors/producer.py).
 """
 
 from __future__ import annotations
@@ -20,30 +22,32 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from streams import metrics
 from streams.deadletter import DeadLetter
 from streams.errors import InvalidInput
-from streams.events import SIGHTING_SCHEMA_VERSION, Sighting, SourceKind, decode_sighting
+from streams.events import decode_sighting
 from streams.hits import HitV1, mark_published, record_hit
 from streams.matching import Match, WatchIndex
-from streams.plates import is_strict_plate, mask, match_key, read_plate
+from streams.plates import PROVINCE_BYTES, SKELETON_BYTES, mask, read_plate
 from streams.settings import KafkaSettings, MatchSettings
 from streams.topics import HITS, SIGHTINGS_DLQ
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_SOURCE_KINDS = frozenset(kind.value for kind in SourceKind)
-_MAX_DISTRICT = 64  # Sighting.district's limit
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+# A hit not recorded yet, with the bytes and place ("topic/partition/offset") of the read that made it.
+Found: TypeAlias = tuple[bytes | None, str, HitV1]
 _RETRIABLE = (KafkaError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -74,85 +78,85 @@ class MatchStage:
         return "hit"
 
     async def handle(self, raw: bytes | None, *, origin: str) -> list[HitV1]:
-        """Process one record of the sightings topic; return the hits it produced (new or replayed)."""
+        """Process one record of the sightings topic; return the hits it produced (new or replayed).
+
+        The per-event path (the faust engine): every read decoded and matched, none ruled out by its key.
+        """
         started = time.perf_counter()
+        metrics.SIGHTINGS_CONSUMED.inc()
+        outcomes: Counter[tuple[str, str]] = Counter()
         try:
-            return await self._record([(raw, origin, hit) for hit in await self._matched(raw, origin)])
+            hits = await self._matched(raw, origin, outcomes)
+            _count(outcomes)
+            return await self._record([(raw, origin, hit) for hit in hits])
         except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
             log.exception("match stage failed on %s", origin)
             await self._internal_error(raw, origin, exc)
             return []
         finally:
+            _observe_age_of(raw)
             metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def handle_batch(self, origin: str, records: Sequence[tuple[bytes | None, int]]) -> list[HitV1]:
-        """Process a batch of (value, offset) records of one partition (``origin``: "topic/partition/").
+    async def handle_batch(self, batch: Iterable[tuple[str, Sequence[Record]]]) -> list[HitV1]:
+        """:meth:`match_batch`, then :meth:`record` its hits: the batch is done when this returns."""
+        return await self.record(await self.match_batch(batch))
 
-        Return the hits they produced. The batch's hits are recorded and published together once every
-        read is matched (in read order), before the call returns: the caller may then commit the batch.
-        Records the same metrics as :meth:`handle`, aggregated: counts once per batch, the processing
-        time as the batch's mean per read, the sighting age of the batch's last read.
+    async def match_batch(self, batch: Iterable[tuple[str, Sequence[Record]]]) -> list[Found]:
+        """Match every record of a batch, in order: (origin, records) per partition, origin being
+        "topic/partition/". Return the hits they make, not recorded yet (:meth:`record` does).
+
+        A read its key rules out costs a byte translation and a lookup; the rest take the full path one
+        by one. Metrics once per batch: the records counted, the processing time as the batch's mean
+        per read, the sighting age of the batch's last read.
         """
         started = time.perf_counter()
-        found: list[tuple[bytes | None, str, HitV1]] = []
-        consumed: Counter[tuple[str, str]] = Counter()
-        last: object = None
-        for raw, offset in records:
-            quick = self._cannot_match(raw)
-            if quick is not None:
-                consumed[quick[0], quick[1]] += 1
-                last = quick[2]
-                continue
-            where = f"{origin}{offset}"
-            try:
-                found += [(raw, where, hit) for hit in await self._matched(raw, where)]
-            except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
-                log.exception("match stage failed on %s", where)
-                await self._internal_error(raw, where, exc)
-            last = None
-        for (kind, district), count in consumed.items():
-            metrics.SIGHTINGS_CONSUMED.labels(kind, district).inc(count)
-        if last is not None:
+        found: list[Found] = []
+        keys = self._index.skeleton_keys
+        across = self._match.across_provinces
+        count = 0
+        last: bytes | None = None
+        outcomes: Counter[tuple[str, str]] = Counter()
+        for origin, records in batch:
+            for record in records:  # the hot loop: what follows runs for (almost) every read
+                key = record.key
+                if key is not None:
+                    skeleton = key.translate(SKELETON_BYTES)
+                    if skeleton not in keys and not (
+                        across and skeleton[:3] in PROVINCE_BYTES and skeleton[3:] in keys
+                    ):
+                        continue
+                where = f"{origin}{record.offset}"
+                try:
+                    hits = await self._matched(record.value, where, outcomes)
+                    found += [(record.value, where, hit) for hit in hits]
+                except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
+                    log.exception("match stage failed on %s", where)
+                    await self._internal_error(record.value, where, exc)
+            if records:
+                count += len(records)
+                last = records[-1].value
+        _count(outcomes)
+        if count:
+            metrics.SIGHTINGS_CONSUMED.inc(count)
             _observe_age_of(last)
+            metrics.MATCH_SECONDS.observe((time.perf_counter() - started) / count)
+        return found
+
+    async def record(self, found: Sequence[Found]) -> list[HitV1]:
+        """Record the hits in PostgreSQL and publish them (those not published yet), all together; then
+        one by one if that failed for a reason retrying cannot cure. Return the hits recorded."""
         try:
-            hits = await self._record(found)
+            return await self._record(found)
         except Exception:  # one hit that cannot be recorded must not take the batch's others with it
             log.exception("recording %d hits together failed; recording them one by one", len(found))
-            hits = []
-            for raw, origin, hit in found:
-                try:
-                    hits += await self._record([(raw, origin, hit)])
-                except Exception as exc:
-                    log.exception("recording a hit of %s failed", origin)
-                    await self._internal_error(raw, origin, exc)
-        if records:
-            metrics.MATCH_SECONDS.observe((time.perf_counter() - started) / len(records))
+        hits: list[HitV1] = []
+        for raw, origin, hit in found:
+            try:
+                hits += await self._record([(raw, origin, hit)])
+            except Exception as exc:
+                log.exception("recording a hit of %s failed", origin)
+                await self._internal_error(raw, origin, exc)
         return hits
-
-    def _cannot_match(self, raw: bytes | None) -> tuple[str, str, object] | None:
-        """(source kind, district, observed time) of a read that certainly matches nothing, else None.
-
-        Checks what matching relies on (a JSON object of schema v1, a valid normalized plate, a source
-        kind, an observed time) and looks the plate's match key up: one parse and one lookup. Anything
-        else, invalid or possibly matching, returns None and takes the full path.
-        """
-        try:
-            data = orjson.loads(raw or b"")
-        except orjson.JSONDecodeError:
-            return None
-        if type(data) is not dict or data.get("schema_version") != SIGHTING_SCHEMA_VERSION:
-            return None
-        plate, kind, district = data.get("plate"), data.get("source_kind"), data.get("district")
-        observed_at = data.get("observed_at")
-        if kind not in _SOURCE_KINDS or type(plate) is not str or type(observed_at) is not str:
-            return None
-        if district is None:
-            district = "unknown"
-        elif type(district) is not str or len(district) > _MAX_DISTRICT:
-            return None
-        if not is_strict_plate(plate) or self._index.may_match(match_key(plate)):
-            return None
-        return kind, district, observed_at
 
     async def _internal_error(self, raw: bytes | None, origin: str, exc: Exception) -> None:
         """Dead-letter a read an unexpected error stopped (the caller has logged it)."""
@@ -160,27 +164,31 @@ class MatchStage:
             DeadLetter(raw or b"", "internal_error", repr(exc), stage="match", origin=origin)
         )
 
-    async def _matched(self, raw: bytes | None, origin: str, decoded: Sighting | None = None) -> list[HitV1]:
-        """The hits one read makes (not recorded yet); an invalid read is dead-lettered and makes none."""
+    async def _matched(
+        self, raw: bytes | None, origin: str, outcomes: Counter[tuple[str, str]]
+    ) -> list[HitV1]:
+        """The hits one read makes (not recorded yet); an invalid read is dead-lettered and makes none.
+
+        Each match's (kind, outcome) is added to ``outcomes``, for the caller to count once per batch.
+        """
         try:
-            sighting = decoded or decode_sighting(raw or b"")
+            sighting = decode_sighting(raw or b"")
             plate = read_plate(sighting.plate)
         except InvalidInput as exc:
             await self.dead_letter(
                 DeadLetter(raw or b"", exc.reason, str(exc), stage="match", field=exc.field, origin=origin)
             )
             return []
-        metrics.SIGHTINGS_CONSUMED.labels(sighting.source_kind.value, sighting.district or "unknown").inc()
         hits: list[HitV1] = []
-        for match in self._index.match(plate, sighting.plate_colour, sighting.observed_at):
+        at, across = sighting.observed_at, self._match.across_provinces
+        for match in self._index.match(plate, sighting.plate_colour, at, across_provinces=across):
             outcome = self.outcome(match)
-            metrics.MATCHES.labels(match.kind.value, outcome).inc()
+            outcomes[match.kind.value, outcome] += 1
             if outcome == "hit":
                 hits.append(HitV1.build(sighting, match))
-        _observe_age(sighting)
         return hits
 
-    async def _record(self, found: Sequence[tuple[bytes | None, str, HitV1]]) -> list[HitV1]:
+    async def _record(self, found: Sequence[Found]) -> list[HitV1]:
         """Record the hits in PostgreSQL and publish those not published yet, all together, retrying."""
         # The same read twice in one batch (a resend) makes the same hit: recorded and published once.
         hits = list({hit.hit_id: hit for _, _, hit in found}.values())
@@ -242,15 +250,17 @@ class MatchStage:
                 delay = min(delay * 2, self._max_backoff)
 
 
-def _observe_age(sighting: Sighting) -> None:
-    metrics.SIGHTING_AGE_SECONDS.observe(max(0.0, (datetime.now(UTC) - sighting.observed_at).total_seconds()))
+def _count(outcomes: Counter[tuple[str, str]]) -> None:
+    for (kind, outcome), n in outcomes.items():
+        metrics.MATCHES.labels(kind, outcome).inc(n)
 
 
-def _observe_age_of(observed_at: object) -> None:
-    """The age of a read known only by its wire form (the quick path does not build a Sighting)."""
+def _observe_age_of(value: bytes | None) -> None:
+    """The age of a read known only by its bytes (a batch's reads ruled out by key are not decoded)."""
     try:
+        observed_at = orjson.loads(value or b"").get("observed_at")
         at = datetime.fromisoformat(observed_at) if isinstance(observed_at, str) else None
-    except ValueError:
+    except (orjson.JSONDecodeError, AttributeError, ValueError):
         return
     if at is not None and at.tzinfo is not None:
         metrics.SIGHTING_AGE_SECONDS.observe(max(0.0, (datetime.now(UTC) - at).total_seconds()))

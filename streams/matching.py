@@ -12,6 +12,12 @@ kind              when                                                   score
 ``ocr_province``  equal skeleton but for the province character          0.8 − 0.1 per differing char
 ================  =====================================================  ==============================
 
+The two kinds that ignore the province apply to a read **without a province character** (the camera did
+not read it) unless ``across_provinces`` is set: with a watchlist of a million vehicles, a fifth of all
+reads of unwatched cars share their last six characters (skeleton) with some entry of another province
+(粤A12345 read, 浙A12345 watched), and paging on each would bury the officers. A watched car whose
+province is misread is caught at its next read (docs/design.md, docs/performance.md).
+
 A known plate colour that differs from the entry's lowers the score by 0.05 and never rejects a match:
 cameras misjudge colour at night. Which kinds become hits, and the minimum score, is configuration
 (:class:`streams.settings.MatchSettings`); every match is reported with its kind and score.
@@ -21,12 +27,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TypeAlias
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
 
-from streams.plates import Plate, confusion_distance
+from streams.plates import PROVINCE_BYTES, Plate, confusion_distance
 from streams.vehicles import PlateColour
 from streams.watchlist import WatchEntry
 
@@ -42,13 +48,13 @@ _COLOUR_MISMATCH_PENALTY = 0.05
 _FLOOR = 0.1
 
 
-_Ids: TypeAlias = uuid.UUID | tuple[uuid.UUID, ...]
+_Held: TypeAlias = "WatchEntry | tuple[WatchEntry, ...]"
 
 
-def _as_tuple(ids: _Ids | None) -> tuple[uuid.UUID, ...]:
-    if ids is None:
+def _as_tuple(held: _Held | None) -> tuple[WatchEntry, ...]:
+    if held is None:
         return ()
-    return ids if isinstance(ids, tuple) else (ids,)
+    return held if isinstance(held, tuple) else (held,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +65,19 @@ class Match:
 
 
 class WatchIndex:
-    """Active watch entries by id, and their ids under each match key."""
+    """Active watch entries by id, and under each match key."""
 
     def __init__(self) -> None:
         self._entries: dict[uuid.UUID, WatchEntry] = {}
-        # key -> the id of its one entry, or a tuple of ids when several share the key. Almost every key
-        # has exactly one: a bare id saves a tuple per key (four per entry, ~200 MB at a million).
-        self._exact: dict[str, _Ids] = {}
-        self._tail: dict[str, _Ids] = {}
-        self._skeleton: dict[str, _Ids] = {}
-        self._skeleton_tail: dict[str, _Ids] = {}
+        # key -> its one entry, or a tuple of entries when several share the key. Almost every key has
+        # exactly one: a bare entry saves a tuple per key (four per entry, ~200 MB at a million). Entries,
+        # not their ids: a match then costs no lookup by id (a UUID's hash is computed in Python).
+        self._exact: dict[str, _Held] = {}
+        self._tail: dict[str, _Held] = {}
+        # Both skeleton keys of every entry in one table, as UTF-8 bytes: a skeleton starts with its
+        # province (a 3-byte character), a skeleton tail with an ASCII letter, so the two never collide,
+        # and the key of a sightings record (the read's normalized plate, bytes) is looked up as it comes.
+        self._skeletons: dict[bytes, _Held] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -94,18 +103,18 @@ class WatchIndex:
             for table, key in self._keyed(entry):
                 held = table.get(key)
                 if held is None:
-                    table[key] = entry.entry_id
+                    table[key] = entry
                 elif isinstance(held, tuple):
-                    table[key] = (*held, entry.entry_id)
+                    table[key] = (*held, entry)
                 else:
-                    table[key] = (held, entry.entry_id)
+                    table[key] = (held, entry)
 
     def remove(self, entry_id: uuid.UUID) -> None:
         entry = self._entries.pop(entry_id, None)
         if entry is None:
             return
         for table, key in self._keyed(entry):
-            remaining = tuple(i for i in _as_tuple(table.get(key)) if i != entry_id)
+            remaining = tuple(e for e in _as_tuple(table.get(key)) if e.entry_id != entry_id)
             if len(remaining) > 1:
                 table[key] = remaining
             elif remaining:
@@ -113,43 +122,77 @@ class WatchIndex:
             else:
                 table.pop(key, None)
 
-    def _keyed(self, entry: WatchEntry) -> tuple[tuple[dict[str, _Ids], str], ...]:
+    def _keyed(self, entry: WatchEntry) -> list[tuple[dict[Any, _Held], str | bytes]]:
         plate = entry.plate
-        return (
+        keyed: list[tuple[dict[Any, _Held], str | bytes]] = [
             (self._exact, plate.text),
             (self._tail, plate.tail),
-            (self._skeleton, plate.skeleton),
-            (self._skeleton_tail, plate.skeleton_tail),
-        )
+            (self._skeletons, plate.skeleton.encode()),
+        ]
+        if plate.province is not None:  # else (使 plates) the tail is the whole plate: one key, not two
+            keyed.append((self._skeletons, plate.skeleton_tail.encode()))
+        return keyed
 
-    def may_match(self, key: str) -> bool:
-        """False when no entry can match a read with this :func:`~streams.plates.match_key`.
+    @property
+    def skeleton_keys(self) -> Mapping[bytes, object]:
+        """Every entry's skeleton and skeleton tail as UTF-8 bytes (see :meth:`may_match`).
 
-        Every kind implies equal ``skeleton_tail`` (equal text, equal tail and equal skeleton each do,
-        the province being one CJK character the skeleton keeps), so one lookup rules a read out.
+        For the match stage's per-read loop, which looks keys up inline rather than through a call.
         """
-        return key in self._skeleton_tail
+        return self._skeletons
 
-    def match(self, plate: Plate, colour: PlateColour, at: datetime) -> list[Match]:
-        """Every entry in force at ``at`` that the read may be, best first, each entry once."""
-        exact = self._exact.get(plate.text)
-        tail = self._tail.get(plate.tail)
-        skeleton = self._skeleton.get(plate.skeleton)
-        skeleton_tail = self._skeleton_tail.get(plate.skeleton_tail)
+    def may_match(self, key: bytes, *, across_provinces: bool) -> bool:
+        """False when no entry can match a read whose :func:`~streams.plates.skeleton_key` is ``key``.
+
+        ``exact`` implies ``ocr`` (equal plates, equal skeletons) and ``province`` implies ``ocr_province``;
+        a read with a province matches by skeleton, one without by skeleton tail, which for it is its
+        skeleton. So one lookup rules a read out, two when the kinds ignoring a read province apply.
+        """
+        if key in self._skeletons:
+            return True
+        return across_provinces and key[:3] in PROVINCE_BYTES and key[3:] in self._skeletons
+
+    def match(
+        self, plate: Plate, colour: PlateColour, at: datetime, *, across_provinces: bool
+    ) -> list[Match]:
+        """Every entry in force at ``at`` that the read may be, best first, each entry once.
+
+        ``across_provinces``: whether the kinds that ignore the province apply to a read that has one.
+        """
+        exact = self._exact.get(plate.text)  # a read without a province can still be a 使 plate
+        if plate.province is None:  # its tail and skeleton tail are its text and skeleton
+            skeleton = None
+            tail = self._tail.get(plate.text)
+            skeleton_tail = self._skeletons.get(plate.skeleton.encode())
+        else:
+            skeleton = self._skeletons.get(plate.skeleton.encode())
+            tail = skeleton_tail = None
+            if across_provinces:
+                tail = self._tail.get(plate.tail)
+                skeleton_tail = self._skeletons.get(plate.skeleton_tail.encode())
         if not (exact or tail or skeleton or skeleton_tail):
             return []  # the hot path: almost every read ends here
-        found: dict[uuid.UUID, Match] = {}
-        for ids, kind in (
+        at = at.astimezone(UTC)  # entries hold UTC times (WatchEntryV1.to_entry): compared the fast way
+        found: dict[int, Match] = {}  # by id(entry): each entry once, under its first (best) kind
+        for held, kind in (
             (exact, MatchKind.EXACT),
             (tail, MatchKind.PROVINCE),
             (skeleton, MatchKind.OCR),
             (skeleton_tail, MatchKind.OCR_PROVINCE),
         ):
-            for entry_id in _as_tuple(ids):
-                entry = self._entries[entry_id]
-                if entry_id in found or not entry.in_force(at):
+            if held is None:
+                continue
+            for entry in held if isinstance(held, tuple) else (held,):
+                if id(entry) in found or not entry.in_force(at):
                     continue
-                found[entry_id] = Match(entry, kind, _score(kind, plate, entry, colour))
+                # A read without a province shares its skeleton with an entry's skeleton tail
+                # (``ocr_province``) or with a 使 plate's skeleton, which has no province either (``ocr``).
+                as_kind = (
+                    MatchKind.OCR if kind is MatchKind.OCR_PROVINCE and entry.plate.province is None else kind
+                )
+                found[id(entry)] = Match(entry, as_kind, _score(as_kind, plate, entry, colour))
+        if len(found) == 1:
+            return list(found.values())
         return sorted(found.values(), key=lambda m: m.score, reverse=True)
 
 

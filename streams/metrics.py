@@ -6,8 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 SIGHTINGS_CONSUMED = Counter(
     "seizewatch_sightings_consumed_total",
-    "Sightings read by the match stage, by source kind and district (an administrative code; 'unknown').",
-    ["source_kind", "district"],
+    "Records of plate.sightings processed by the match stage (dead-lettered ones included). By source"
+    " kind and district: seizewatch_sightings_published_total, counted where reads are published.",
 )
 CONSUMER_LAG = Gauge(
     "seizewatch_kafka_consumer_lag_records",

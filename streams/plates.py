@@ -12,6 +12,7 @@ from streams.errors import InvalidInput
 
 __all__ = [
     "PROVINCES",
+    "PROVINCE_BYTES",
     "REASONS",
     "SUFFIXES",
     "Plate",
@@ -23,10 +24,13 @@ __all__ = [
     "parse_plate",
     "read_plate",
     "skeleton",
+    "skeleton_key",
 ]
 
 _PROVINCE_CHARS: Final = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 PROVINCES: Final[frozenset[str]] = frozenset(_PROVINCE_CHARS)
+# Each province as UTF-8: every one is a 3-byte character (the first three bytes of a skeleton key).
+PROVINCE_BYTES: Final[frozenset[bytes]] = frozenset(p.encode() for p in _PROVINCE_CHARS)
 SUFFIXES: Final[tuple[str, ...]] = ("学", "警", "挂", "港", "澳", "使", "领", "应急")
 
 REASONS: Final[frozenset[str]] = frozenset(
@@ -145,7 +149,7 @@ _SKELETON: Final = str.maketrans({ch: rep for rep, group in _CONFUSIONS.items() 
 # The same table over UTF-8 bytes: every confusable is ASCII and no byte of a multi-byte UTF-8 sequence is,
 # so translating the encoded text is exact, and about twice as fast as str.translate on text holding a
 # Chinese character (str.translate only has a fast path for pure-ASCII text).
-_SKELETON_BYTES: Final = bytes.maketrans(
+SKELETON_BYTES: Final = bytes.maketrans(
     "".join(_CONFUSIONS.values()).encode(),
     "".join(rep * len(group) for rep, group in _CONFUSIONS.items()).encode(),
 )
@@ -154,7 +158,7 @@ _SKELETON_BYTES: Final = bytes.maketrans(
 def skeleton(text: str) -> str:
     """Map every character to the representative of its OCR confusion class (0/O/D/Q → 0, …)."""
     try:
-        return text.encode().translate(_SKELETON_BYTES).decode()
+        return text.encode().translate(SKELETON_BYTES).decode()
     except UnicodeEncodeError:
         # Lone surrogates cannot be encoded; they never occur in a plate, only in hostile input.
         return text.translate(_SKELETON)
@@ -211,16 +215,14 @@ def is_strict_plate(text: str) -> bool:
     return _VALID.fullmatch(text) is not None
 
 
-def match_key(text: str) -> str:
-    """The ``skeleton_tail`` of the plate whose normalized text is ``text``, without parsing it.
+def skeleton_key(plate: bytes) -> bytes:
+    """The confusion skeleton of a normalized plate given as UTF-8 bytes (a sightings record's key).
 
-    Every parse (strict or lenient) takes the first character as the province exactly when it is one, so
-    this equals ``read_plate(text).skeleton_tail``. Two plates that match under any kind share this key
-    (see :mod:`streams.matching`): a read whose key is not in the index matches nothing, which is how the
-    match stage skips almost every read with one lookup.
+    Equals ``read_plate(text).skeleton.encode()`` for the normalized text whose UTF-8 bytes are ``plate``:
+    every confusable is ASCII, so the byte table maps exactly what :func:`skeleton` maps. The match stage
+    looks this key up in :attr:`streams.matching.WatchIndex.skeleton_keys` without decoding the record.
     """
-    full = skeleton(text)
-    return full[1:] if text[:1] in PROVINCES else full
+    return plate.translate(SKELETON_BYTES)
 
 
 def _match(text: str) -> Plate | None:

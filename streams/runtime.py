@@ -69,7 +69,7 @@ async def matcher_resources(
         pool: asyncpg.Pool = await stack.enter_async_context(db.pool(postgres))
         async with pool.acquire() as conn:
             await db.migrate(conn)
-        producer = idempotent_producer(kafka, "matcher")
+        producer = idempotent_producer(kafka, "matcher", linger_ms=0)
         await producer.start()
         stack.push_async_callback(producer.stop)
         stage = MatchStage(index=index, match=match, kafka=kafka, pool=pool, producer=producer)

@@ -47,7 +47,7 @@ class PostgresSettings(BaseSettings):
 
 
 class MatchSettings(BaseSettings):
-    """``SEIZEWATCH_MATCH_*``: which kinds of match become hits."""
+    """``SEIZEWATCH_MATCH_*``: which reads match an entry, and which matches become hits."""
 
     model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_MATCH_", frozen=True, extra="forbid")
 
@@ -55,11 +55,20 @@ class MatchSettings(BaseSettings):
     hit_kinds: Annotated[frozenset[MatchKind], NoDecode] = frozenset(MatchKind)
     # A match below this score produces no hit.
     min_score: float = Field(default=0.6, ge=0.0, le=1.0)
+    # when_missing: the kinds that ignore the province (province, ocr_province) apply only to reads
+    # without a province character; always: to every read (a small watchlist can afford it). With a
+    # province-scale watchlist "always" matches a fifth of all reads (docs/performance.md).
+    province_kinds: Literal["when_missing", "always"] = "when_missing"
     # batch: aiokafka's consumer group, a batch at a time (streams.batchworker); faust: the previous
     # engine, one event at a time (streams.app), kept to compare (docs/benchmarks.md).
     engine: Literal["batch", "faust"] = "batch"
     # Most reads handled per partition batch before its offsets are committed (batch engine).
     batch_size: int = Field(default=2000, ge=1, le=100_000)
+
+    @property
+    def across_provinces(self) -> bool:
+        """Whether a read with a province may match an entry of another province."""
+        return self.province_kinds == "always"
 
     @field_validator("hit_kinds", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -70,8 +70,10 @@ class WatchEntryV1(BaseModel):
             court=sys.intern(self.court),  # a few courts, a million entries: one string each
             action=self.action,
             priority=self.priority,
-            valid_from=self.valid_from,
-            valid_until=self.valid_until,
+            # In UTC proper: a read's time, turned to UTC once, then compares with these without the
+            # offset arithmetic of two different tzinfo objects (a third of a match's cost).
+            valid_from=self.valid_from.astimezone(UTC),
+            valid_until=self.valid_until.astimezone(UTC) if self.valid_until is not None else None,
             status=self.status,
             version=self.version,
         )

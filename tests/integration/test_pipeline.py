@@ -25,7 +25,8 @@ from tests.conftest import Isolated, Worker, eventually, start_worker, stop_proc
 
 pytestmark = pytest.mark.integration
 
-CONSUMED = 'seizewatch_sightings_consumed_total{district="unknown",source_kind="checkpoint"}'
+CONSUMED = "seizewatch_sightings_consumed_total"
+PROVINCE_HITS = 'seizewatch_matches_total{match_kind="province",outcome="hit"}'
 
 
 def read(plate: str, sighting_id: str | None = None):
@@ -129,13 +130,20 @@ async def test_fuzzy_reads_hit_with_their_kind(isolated: Isolated, worker: Worke
         ocr_id = await add(conn, "浙JD80123")
         province_id = await add(conn, "沪A66G88", Action.LOCATE)
         await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + 2)
+        consumed = await counted(worker, CONSUMED)
+        province_hits = await counted(worker, PROVINCE_HITS)
         async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            other_province = read("浙A66G88")  # by default a readable province is taken as read
+            await publisher.publish(other_province)
             await publisher.publish(read("浙JD8O123"))
-            await publisher.publish(read("浙A66G88"))
+            await publisher.publish(read("A66G88"))  # the province not read: any province's entry
         ocr = await eventually(lambda: hit_rows(conn, ocr_id), lambda rows: len(rows) == 1)
         province = await eventually(lambda: hit_rows(conn, province_id), lambda rows: len(rows) == 1)
         assert (ocr[0]["match_kind"], ocr[0]["score"]) == ("ocr", pytest.approx(0.8))
         assert (province[0]["match_kind"], province[0]["score"]) == ("province", pytest.approx(0.9))
+        await worker.wait_metric(CONSUMED, lambda v: v == consumed + 3)  # all three matched (or not)
+        assert await counted(worker, PROVINCE_HITS) == province_hits + 1  # counted when matched
+        assert province[0]["sighting_id"] != other_province.sighting_id
     finally:
         await conn.close()
 

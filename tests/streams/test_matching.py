@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from streams.matching import MatchKind, WatchIndex
-from streams.plates import PlateError, match_key, parse_plate, read_plate
+from streams.plates import PlateError, parse_plate, read_plate, skeleton_key
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 from streams.watchlist import WatchEntry
 
@@ -36,8 +36,13 @@ def entry(plate: str, **changes: object) -> WatchEntry:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def kinds(index: WatchIndex, read: str, colour: PlateColour = PlateColour.UNKNOWN) -> list[tuple[str, float]]:
-    return [(m.kind.value, m.score) for m in index.match(read_plate(read), colour, NOW)]
+def kinds(
+    index: WatchIndex, read: str, colour: PlateColour = PlateColour.UNKNOWN, *, across: bool = True
+) -> list[tuple[str, float]]:
+    """The (kind, score) of each match; by default with every kind applying to every read."""
+    return [
+        (m.kind.value, m.score) for m in index.match(read_plate(read), colour, NOW, across_provinces=across)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -62,6 +67,27 @@ def test_match_kind_and_score(watched: str, read: str, expected: list[tuple[str,
     assert kinds(index, read) == expected
 
 
+@pytest.mark.parametrize(
+    ("watched", "read", "expected"),
+    [
+        ("浙J12345", "浙J12345", [("exact", 1.0)]),
+        ("浙J12345", "苏J12345", []),  # a readable province is taken as read
+        ("浙J12345", "J12345", [("province", 0.9)]),  # no province read: any province's entry
+        ("浙J12345", "皖JL2345", []),
+        ("浙J12345", "JL2345", [("ocr_province", 0.7)]),
+        ("浙JD80123", "浙JD8O123", [("ocr", 0.8)]),
+        ("使123456", "使123456", [("exact", 1.0)]),  # 使 plates have no province at all
+        ("使123456", "使I23456", [("ocr", 0.8)]),
+    ],
+)
+def test_kinds_ignoring_the_province_only_for_reads_without_one(
+    watched: str, read: str, expected: list[tuple[str, float]]
+) -> None:
+    index = WatchIndex()
+    index.apply(entry(watched))
+    assert kinds(index, read, across=False) == expected
+
+
 def test_colour_mismatch_lowers_the_score_but_keeps_the_match() -> None:
     index = WatchIndex()
     index.apply(entry("浙J12345"))
@@ -76,7 +102,7 @@ def test_several_entries_best_first_each_once() -> None:
     c = entry("浙J12345", case_number="(2025)浙1002执7号")
     for e in (a, b, c):
         index.apply(e)
-    matches = index.match(read_plate("浙J12345"), PlateColour.UNKNOWN, NOW)
+    matches = index.match(read_plate("浙J12345"), PlateColour.UNKNOWN, NOW, across_provinces=True)
     assert [(m.entry.entry_id, m.kind) for m in matches][:2] in (
         [(a.entry_id, MatchKind.EXACT), (c.entry_id, MatchKind.EXACT)],
         [(c.entry_id, MatchKind.EXACT), (a.entry_id, MatchKind.EXACT)],
@@ -126,19 +152,17 @@ def test_soft_seal_and_locate_entries_still_match() -> None:
     index = WatchIndex()
     index.apply(entry("浙J12345", action=Action.SOFT_SEAL))
     index.apply(entry("浙J22222", action=Action.LOCATE))
-    assert [m.entry.action for m in index.match(read_plate("浙J12345"), PlateColour.UNKNOWN, NOW)] == [
-        Action.SOFT_SEAL
-    ]
-    assert [m.entry.action for m in index.match(read_plate("浙J22222"), PlateColour.UNKNOWN, NOW)] == [
-        Action.LOCATE
-    ]
+    for read, action in (("浙J12345", Action.SOFT_SEAL), ("浙J22222", Action.LOCATE)):
+        matches = index.match(read_plate(read), PlateColour.UNKNOWN, NOW, across_provinces=False)
+        assert [m.entry.action for m in matches] == [action]
 
 
 @pytest.mark.parametrize(
     "read", ["浙J12345", "苏J12345", "J12345", "皖JL2345", "浙J12346", "浙JD8O123", "使123456", "WJ12345"]
 )
-def test_the_match_key_is_the_parsed_reads_skeleton_tail(read: str) -> None:
-    assert match_key(read_plate(read).text) == read_plate(read).skeleton_tail
+def test_the_skeleton_key_of_a_record_key_is_the_parsed_reads_skeleton(read: str) -> None:
+    plate = read_plate(read)
+    assert skeleton_key(plate.text.encode()) == plate.skeleton.encode()
 
 
 _CONFUSED = st.sampled_from("0ODQ1IL78B5S2Z6GAJKX")
@@ -148,9 +172,10 @@ _CONFUSED = st.sampled_from("0ODQ1IL78B5S2Z6GAJKX")
     serial=st.text(_CONFUSED, min_size=5, max_size=5),
     misread=st.lists(st.tuples(st.integers(0, 4), _CONFUSED), max_size=3),
     province=st.sampled_from(["浙", "苏", "粤", ""]),
+    across=st.booleans(),
 )
 def test_a_read_the_key_rules_out_never_matches(
-    serial: str, misread: list[tuple[int, str]], province: str
+    serial: str, misread: list[tuple[int, str]], province: str, across: bool
 ) -> None:
     watched = parse_plate("浙J" + serial.replace("O", "0").replace("I", "1"))
     chars = list(watched.text[2:])
@@ -163,7 +188,10 @@ def test_a_read_the_key_rules_out_never_matches(
         raise
     index = WatchIndex()
     index.apply(entry(watched.text))
-    may = index.may_match(match_key(read.text))
-    assert may == (read.skeleton_tail == watched.skeleton_tail)
-    if index.match(read, PlateColour.UNKNOWN, NOW):
+    may = index.may_match(skeleton_key(read.text.encode()), across_provinces=across)
+    if read.province is None or across:
+        assert may == (read.skeleton_tail == watched.skeleton_tail)
+    else:
+        assert may == (read.skeleton == watched.skeleton)
+    if index.match(read, PlateColour.UNKNOWN, NOW, across_provinces=across):
         assert may, f"{read.text} matches {watched.text} but its key rules it out"
