@@ -15,6 +15,7 @@ plain figures (``dataclasses.asdict`` serializes it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import random
 import statistics
@@ -27,6 +28,7 @@ from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from benchmarks import infra
 from benchmarks.coldstart import (
@@ -39,7 +41,7 @@ from benchmarks.generate import ReadMix, sightings, watch_entries, watch_plates
 from streams.events import Sighting, decode_sighting
 from streams.matcher import MatchStage
 from streams.matching import WatchIndex
-from streams.plates import _SKELETON_BYTES, PROVINCES, is_strict_plate, match_key, read_plate
+from streams.plates import SKELETON_BYTES, read_plate
 from streams.settings import KafkaSettings, MatchSettings
 from streams.topics import SIGHTINGS, spec
 
@@ -183,6 +185,7 @@ class MatchFigures:
     gc_tracked_objects: int  # objects the garbage collector tracks in this process with the index
     full_gc_s: float  # one full collection (gc.collect()) with the index: a pause of the event loop
     matched_share: dict[str, float]  # reads with at least one match, by category
+    matched_share_across_provinces: dict[str, float]  # the same with SEIZEWATCH_MATCH_PROVINCE_KINDS=always
     hit_share: dict[str, float]  # reads that would make a hit (default MatchSettings), by category
     # The best match's kind per read ("none": no match), by category. Reads of unwatched vehicles that
     # match anyway (another province's car with the same letters, a confusable serial) show up here.
@@ -193,15 +196,15 @@ class MatchFigures:
         return next(r for r in self.rows if r.variant == variant and r.category == category)
 
 
-# What each variant does per read, in the order reported. "stage_handle" is MatchStage.handle itself
-# (metrics included); "validate_json" and "key_prefilter" are not production code but prototypes of
-# proposed changes, measured on the same reads.
+# What each variant does per read, in the order reported. "stage_batch" is MatchStage.match_batch itself
+# (metrics included) on ConsumerRecord objects, "stage_handle" MatchStage.handle (the faust engine's
+# per-event path); "validate_json" is not production code but the prototype of a proposed change.
 VARIANTS = (
-    "orjson", "decode", "validate_json", "full", "plate_match", "match", "key_prefilter", "match_step",
-    "stage_handle", "stage_batch",
+    "orjson", "decode", "validate_json", "full", "plate_match", "match", "match_step", "stage_batch",
+    "stage_handle",
 )  # fmt: skip
 CATEGORIES = ("exact", "fuzzy", "miss", "nomatch", "stream")
-BATCH = 2000  # reads per MatchStage.handle_batch call, as the worker's default SEIZEWATCH_MATCH_BATCH_SIZE
+BATCH = 2000  # reads per MatchStage.match_batch call, as the worker's default SEIZEWATCH_MATCH_BATCH_SIZE
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -238,31 +241,22 @@ def _payloads(plates: Sequence[str], reads: int, seed: int, now: datetime) -> di
     }
 
 
-# --- prototype: matching on the Kafka key before parsing the value --------------------------------------
-
-_PROVINCE_BYTES = frozenset(p.encode() for p in PROVINCES)  # each one 3-byte UTF-8 character
-
-
-def key_sets(index: WatchIndex) -> tuple[frozenset[bytes], frozenset[bytes]]:
-    """The index's skeleton keys as UTF-8 bytes, as a key-first stage would hold them.
-
-    Two suffice to rule a read out: equal plates have equal skeletons (``exact`` implies ``ocr``) and equal
-    tails equal skeleton tails (``province`` implies ``ocr_province``).
-    """
-    plates = [entry.plate for entry in index]
-    return frozenset(p.skeleton.encode() for p in plates), frozenset(p.skeleton_tail.encode() for p in plates)
+def _records(pairs: Pairs) -> list[ConsumerRecord[bytes, bytes]]:
+    """The (key, value) pairs as the consumer hands them to the match stage (one partition)."""
+    return [
+        ConsumerRecord("bench", 0, offset, 0, 0, key, value, None, len(key), len(value), ())
+        for offset, (key, value) in enumerate(pairs)
+    ]
 
 
-def _loops(
-    index: WatchIndex, pairs: Pairs, keys: tuple[frozenset[bytes], ...]
-) -> dict[str, Callable[[], None]]:
-    """The synchronous variants over one category, each a closure over pre-computed inputs."""
+def _loops(index: WatchIndex, pairs: Pairs) -> dict[str, Callable[[], None]]:
+    """The variants over one category, each a closure over pre-computed inputs."""
     raws = [value for _, value in pairs]
     decoded = [decode_sighting(raw) for raw in raws]
     texts = [(s.plate, s.plate_colour, s.observed_at) for s in decoded]
     plates = [(read_plate(t), c, at) for t, c, at in texts]
-    match = index.match
-    skeletons, skeleton_tails = keys
+    match = functools.partial(index.match, across_provinces=False)  # the default policy
+    keys = index.skeleton_keys
 
     def parse() -> None:
         for raw in raws:
@@ -276,44 +270,48 @@ def _loops(
         for raw in raws:
             Sighting.model_validate_json(raw)
 
-    def full() -> None:  # (i) MatchStage's per-read work minus I/O
+    def full() -> None:  # the whole per-read work of the faust engine's stage, minus I/O
         for raw in raws:
             s = decode_sighting(raw)
             match(read_plate(s.plate), s.plate_colour, s.observed_at)
 
-    def plate_match() -> None:  # (ii)
+    def plate_match() -> None:
         for text, colour, at in texts:
             match(read_plate(text), colour, at)
 
-    def match_only() -> None:  # (iii)
+    def match_only() -> None:
         for plate, colour, at in plates:
             match(plate, colour, at)
 
-    def key_prefilter() -> None:  # skeleton keys of the record key (the normalized plate); decode on a hit
+    def match_step() -> None:  # MatchStage.match_batch's per-read logic, without its metrics and bookkeeping
         for key, raw in pairs:
-            skel = key.translate(_SKELETON_BYTES)
-            skel_tail = skel[3:] if key[:3] in _PROVINCE_BYTES else skel
-            if skel in skeletons or skel_tail in skeleton_tails:
+            if key.translate(SKELETON_BYTES) in keys:
                 s = decode_sighting(raw)
                 match(read_plate(s.plate), s.plate_colour, s.observed_at)
-
-    def match_step() -> None:  # what MatchStage.handle_batch does after decoding: the match stage's own cost
-        may_match = index.may_match
-        for text, colour, at in texts:
-            if is_strict_plate(text) and not may_match(match_key(text)):
-                continue
-            match(read_plate(text), colour, at)  # the full path also validates: see stage_batch
 
     return {
         "orjson": parse,
         "decode": decode,
-        "match_step": match_step,
         "validate_json": validate_json,
         "full": full,
         "plate_match": plate_match,
         "match": match_only,
-        "key_prefilter": key_prefilter,
+        "match_step": match_step,
     }
+
+
+async def _stage_batch_us(stage: MatchStage, pairs: Pairs, repeats: int) -> tuple[float, tuple[float, ...]]:
+    """µs per read of ``MatchStage.match_batch`` (the production code, metrics included) over ``pairs``
+    as consumer records in batches of :data:`BATCH`; the median of ``repeats`` passes after a warm-up."""
+    records = _records(pairs)
+    batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
+    runs = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        for batch in batches:
+            await stage.match_batch((("bench/0/", batch),))
+        runs.append((time.perf_counter() - started) / len(records) * 1e6)
+    return statistics.median(runs[1:]), tuple(round(r, 3) for r in runs[1:])
 
 
 def _median_us(run: Callable[[], None], n: int, repeats: int) -> tuple[float, tuple[float, ...]]:
@@ -332,60 +330,66 @@ def _row(variant: str, category: str, n: int, median_us: float, runs: tuple[floa
 async def match_stage(
     entries: int = 1_000_000, *, reads: int = 20_000, repeats: int = 5, seed: int = 4
 ) -> MatchFigures:
-    """Time the match step's parts per read on ``reads`` pre-generated payloads per category.
+    """Time the match stage's parts per read on ``reads`` pre-generated records per category.
 
     Categories: ``exact`` (watched plates read right), ``fuzzy`` (watched plates, half with one OCR
     confusion or a misread province, half with the province missing), ``miss`` (unwatched vehicles with
     the default noise; some match an entry anyway), ``nomatch`` (the ``miss`` reads that match nothing:
     the hot path), ``stream`` (the default :class:`ReadMix`, 0.1 % watched). Variants:
-    ``orjson`` (parse only), ``decode`` (``decode_sighting``), ``full`` (decode + ``read_plate`` + match),
-    ``match_step`` (after decoding, what ``MatchStage.handle_batch`` does: strict-plate check, match key,
-    one lookup, the full match only for a possible one; the match stage's own cost),
-    ``plate_match`` (``read_plate`` + match), ``match`` (``WatchIndex.match`` on ready ``Plate`` values),
-    ``stage_handle`` and ``stage_batch`` (``MatchStage.handle`` and ``handle_batch`` themselves, metrics
-    included, on ``nomatch`` only: a match
-    would need PostgreSQL and Kafka). Two prototypes of proposed changes are timed beside them:
-    ``validate_json`` (``Sighting.model_validate_json``, no orjson pass) and ``key_prefilter`` (the
-    skeleton keys computed from the Kafka record key as bytes, the value decoded only when one is in the
-    index). The garbage collector stays enabled, as in the worker.
+    ``orjson`` (parse only), ``decode`` (``decode_sighting``), ``full`` (decode + ``read_plate`` + match:
+    the per-read work when every read is decoded), ``plate_match`` (``read_plate`` + match), ``match``
+    (``WatchIndex.match`` on ready ``Plate`` values), ``match_step`` (the per-read logic of
+    ``MatchStage.match_batch``: the record key's skeleton looked up, the full path only for a possible
+    match), ``stage_batch`` (``MatchStage.match_batch`` itself on consumer records, a batch at a time,
+    metrics included: the match stage's cost; hits are built, not recorded, which needs PostgreSQL),
+    ``stage_handle`` (``MatchStage.handle``, the faust engine's per-event path, on ``nomatch``).
+    ``validate_json`` (``Sighting.model_validate_json``, no orjson pass) is a prototype timed beside
+    them. The default match settings throughout (``province_kinds=when_missing``); the shares of reads
+    matching under ``always`` are reported too. The garbage collector stays enabled and the index is
+    frozen out of its collections, as in the worker.
     """
     index, plates, build_s, rss_mib = build_index(entries)
     started = time.perf_counter()
     gc.collect()
     full_gc_s = time.perf_counter() - started
     tracked = len(gc.get_objects())
+    gc.freeze()  # as the worker does once its index is loaded (streams/watchsync.py)
     payloads = _payloads(plates, reads, seed, datetime.now(UTC))
     del plates
-    keys = key_sets(index)
     rows: list[StageRow] = []
     matched: dict[str, float] = {}
+    matched_across: dict[str, float] = {}
     hit: dict[str, float] = {}
     kinds: dict[str, dict[str, int]] = {}
+    settings = MatchSettings()
     stage = MatchStage(
         index=index,
-        match=MatchSettings(),
+        match=settings,
         kafka=KafkaSettings(),
-        pool=cast(Any, None),  # never reached: reads that match nothing touch neither PostgreSQL nor Kafka
-        producer=cast(Any, None),
+        pool=cast(Any, None),  # never reached: match_batch records nothing, handle records no hit here
+        producer=cast(Any, None),  # nor dead-letters: every generated read is valid
     )
     for category in CATEGORIES:
         pairs = payloads[category]
         if not pairs:
             continue
-        found = [
-            index.match(read_plate(s.plate), s.plate_colour, s.observed_at)
-            for s in (decode_sighting(value) for _, value in pairs)
+        read = [
+            (read_plate(s.plate), s.plate_colour, s.observed_at)
+            for s in (decode_sighting(v) for _, v in pairs)
         ]
+        found = [index.match(*r, across_provinces=settings.across_provinces) for r in read]
+        across = sum(1 for r in read if index.match(*r, across_provinces=True))
         matched[category] = round(sum(1 for f in found if f) / len(pairs), 4)
+        matched_across[category] = round(across / len(pairs), 4)
         hits = sum(1 for f in found if any(stage.outcome(m) == "hit" for m in f))
         hit[category] = round(hits / len(pairs), 4)
         kinds[category] = dict(Counter(f[0].kind.value if f else "none" for f in found).most_common())
         if category == "miss":  # the hot path: reads that match nothing
             payloads["nomatch"] = [pair for pair, f in zip(pairs, found, strict=True) if not f]
-        for variant, run in _loops(index, pairs, keys).items():
+        for variant, run in _loops(index, pairs).items():
             run()  # warm-up
             rows.append(_row(variant, category, len(pairs), *_median_us(run, len(pairs), repeats)))
-    del keys
+        rows.append(_row("stage_batch", category, len(pairs), *await _stage_batch_us(stage, pairs, repeats)))
     misses = [value for _, value in payloads["nomatch"]]
     if misses:
         runs = []
@@ -396,16 +400,7 @@ async def match_stage(
             runs.append((time.perf_counter() - started) / len(misses) * 1e6)
         handled = tuple(round(r, 3) for r in runs[1:])
         rows.append(_row("stage_handle", "nomatch", len(misses), statistics.median(runs[1:]), handled))
-        records = [(raw, offset) for offset, raw in enumerate(misses)]
-        batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
-        runs = []
-        for _ in range(repeats + 1):
-            started = time.perf_counter()
-            for batch in batches:
-                await stage.handle_batch("bench/0/", batch)
-            runs.append((time.perf_counter() - started) / len(misses) * 1e6)
-        batched = tuple(round(r, 3) for r in runs[1:])
-        rows.append(_row("stage_batch", "nomatch", len(misses), statistics.median(runs[1:]), batched))
+    gc.unfreeze()  # the index may go: later measurements in this process start as they would alone
     return MatchFigures(
         entries=entries,
         index_build_s=round(build_s, 2),
@@ -413,6 +408,7 @@ async def match_stage(
         gc_tracked_objects=tracked,
         full_gc_s=round(full_gc_s, 3),
         matched_share=matched,
+        matched_share_across_provinces=matched_across,
         hit_share=hit,
         match_kinds=kinds,
         rows=tuple(rows),

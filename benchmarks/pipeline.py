@@ -22,11 +22,13 @@ import itertools
 import json
 import math
 import os
+import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -35,6 +37,7 @@ import orjson
 from benchmarks import support
 from benchmarks.generate import ReadMix, sightings, watch_changes, watch_entries, watch_plates
 from benchmarks.infra import produce
+from benchmarks.load import write_records
 from benchmarks.support import Drive, Proc, eventually, now, total
 from streams.errors import InvalidInput
 from streams.events import decode_sighting
@@ -49,8 +52,10 @@ from tests.fakes.twilio_server import FakeTwilio
 
 ALL_KINDS = ",".join(kind.value for kind in MatchKind)
 DEFAULT_MIX = ReadMix()  # 0.1 % watched reads, camera noise as the generator has it
-# Every read a worker is done with: decoded and matched, or dead-lettered.
-PROCESSED = ("seizewatch_sightings_consumed_total{", "seizewatch_dead_letters_total{")
+# Every read a worker is done with (ruled out by its key, matched or dead-lettered), and the dead letters.
+PROCESSED = ("seizewatch_sightings_consumed_total",)
+DEAD_LETTERS = "seizewatch_dead_letters_total{"
+DEFAULT_PROVINCE_KINDS = MatchSettings.model_fields["province_kinds"].default
 
 
 class DataLost(RuntimeError):
@@ -71,6 +76,7 @@ class Dataset:
     matches: list[tuple[uuid.UUID, MatchKind, float]] = field(repr=False)  # (hit id, kind, score)
     invalid: int  # reads the match stage dead-letters
     core_reads_per_s: float
+    province_kinds: str  # the SEIZEWATCH_MATCH_PROVINCE_KINDS the matches were found with
 
     def expected_hits(self, settings: MatchSettings) -> set[uuid.UUID]:
         return {
@@ -87,8 +93,10 @@ def dataset(
     watchlist: int = 100_000,
     watched: int = 1_000,
     mix: ReadMix = DEFAULT_MIX,
+    province_kinds: str = DEFAULT_PROVINCE_KINDS,
 ) -> Dataset:
-    """``watchlist`` entries; ``reads`` reads, ``mix.watched_share`` of them of the first ``watched``."""
+    """``watchlist`` entries; ``reads`` reads, ``mix.watched_share`` of them of the first ``watched``;
+    the matches as a worker with ``SEIZEWATCH_MATCH_PROVINCE_KINDS=province_kinds`` finds them."""
     plates = watch_plates(max(watchlist, watched))
     watch = list(watch_changes(plates))
     entries = [decode_entry(value) for _, value in watch]
@@ -98,6 +106,7 @@ def dataset(
         index.apply(entry)
     matches: list[tuple[uuid.UUID, MatchKind, float]] = []
     invalid = 0
+    across = MatchSettings.model_validate({"province_kinds": province_kinds}).across_provinces
     started = time.perf_counter()
     for _, value in records:
         try:
@@ -106,10 +115,10 @@ def dataset(
         except InvalidInput:
             invalid += 1
             continue
-        for m in index.match(plate, sighting.plate_colour, sighting.observed_at):
+        for m in index.match(plate, sighting.plate_colour, sighting.observed_at, across_provinces=across):
             matches.append((hit_id_for(sighting.sighting_id, m.entry.entry_id), m.kind, m.score))
     core = len(records) / max(time.perf_counter() - started, 1e-9)
-    return Dataset(watch, entries, records, matches, invalid, round(core, 1))
+    return Dataset(watch, entries, records, matches, invalid, round(core, 1), province_kinds)
 
 
 # ------------------------------------------------------------------------------------ c1: throughput
@@ -135,6 +144,7 @@ class Throughput:
     ]  # by series (stage and reason); only the expected invalid reads, else DataLost
     hit_kinds: str
     engine: str
+    province_kinds: str
 
 
 async def _summed(
@@ -160,6 +170,7 @@ async def worker_throughput(
     watchlist: int = 100_000,
     hit_kinds: str = ALL_KINDS,
     engine: str = "batch",
+    province_kinds: str = DEFAULT_PROVINCE_KINDS,
     data: Dataset | None = None,
     within: float = 1800,
 ) -> Throughput:
@@ -169,14 +180,19 @@ async def worker_throughput(
     ``SEIZEWATCH_MATCH_ENGINE``; ``data`` is made from the sizes when not given. Raises DataLost when the
     hits in PostgreSQL are not exactly the expected ones.
     """
-    data = data or dataset(reads, watchlist=watchlist)
+    data = data or dataset(reads, watchlist=watchlist, province_kinds=province_kinds)
     expected = data.expected_hits(MatchSettings.model_validate({"hit_kinds": hit_kinds}))
     async with support.isolated() as iso, support.processes(f"c1-{workers}w") as procs:
         await support.load_entries(iso.dsn, data.entries)
         await produce(iso.kafka, iso.kafka.topic(WATCHLIST_CHANGES), data.watch)
         await produce(iso.kafka, iso.kafka.topic(SIGHTINGS), data.reads)
         started = now()
-        env = {**iso.env, "SEIZEWATCH_MATCH_HIT_KINDS": hit_kinds, "SEIZEWATCH_MATCH_ENGINE": engine}
+        env = {
+            **iso.env,
+            "SEIZEWATCH_MATCH_HIT_KINDS": hit_kinds,
+            "SEIZEWATCH_MATCH_ENGINE": engine,
+            "SEIZEWATCH_MATCH_PROVINCE_KINDS": data.province_kinds,
+        }
         running = [procs.worker(f"worker-{i}", env) for i in range(workers)]
         group = f"{iso.kafka.topic_prefix}seizewatch-matcher"
         async with (
@@ -196,7 +212,7 @@ async def worker_throughput(
             committed = now()
             dead: Counter[str] = Counter()
             for values in await asyncio.gather(*(w.metrics(client) for w in running)):
-                dead.update({k: int(v) for k, v in values.items() if k.startswith(PROCESSED[1])})
+                dead.update({k: int(v) for k, v in values.items() if k.startswith(DEAD_LETTERS)})
         conn = await asyncpg.connect(iso.dsn)
         try:
             recorded = {row["hit_id"] for row in await conn.fetch("SELECT hit_id FROM hits")}
@@ -214,7 +230,7 @@ async def worker_throughput(
         seconds=round(seconds, 2), reads_per_s=round(measured / seconds, 1),
         per_worker=round(measured / seconds / workers, 1), steady_reads_per_s=round(_steady(samples), 1),
         committed_s=round(committed - ready, 2), worker_cores=round(cpu / seconds, 2), hits=len(recorded),
-        dead_letters=dict(dead), hit_kinds=hit_kinds, engine=engine,
+        dead_letters=dict(dead), hit_kinds=hit_kinds, engine=engine, province_kinds=data.province_kinds,
     )  # fmt: skip
 
 
@@ -234,9 +250,10 @@ async def scaling(
     watchlist: int = 100_000,
     hit_kinds: str = ALL_KINDS,
     engine: str = "batch",
+    province_kinds: str = DEFAULT_PROVINCE_KINDS,
 ) -> Scaling:
     """e: :func:`worker_throughput` for each count, one after the other, each on fresh topics."""
-    data = dataset(reads, watchlist=watchlist)
+    data = dataset(reads, watchlist=watchlist, province_kinds=province_kinds)
     runs = [
         await worker_throughput(n, reads, data=data, hit_kinds=hit_kinds, engine=engine)
         for n in worker_counts
@@ -271,6 +288,8 @@ class Latency:
     stages_p99_s: dict[str, float]
     schedule_lag_max_s: float  # the driver's worst lateness against its schedule
     engine: str
+    background_rate: float  # reads/s the load process offered straight to the topic beside the lot's
+    worker_rate: float  # reads/s the worker processed while the lot posted (lot + background)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -287,7 +306,11 @@ def _fleet(n: int, watched: list[str]) -> list[str]:
         index.apply(entry)
     at = datetime.now(UTC)
     reads = (orjson.loads(value)["plate_raw"] for _, value in sightings(2 * n + 100, [], seed=5))
-    fleet = (raw for raw in reads if not index.match(read_plate(raw), PlateColour.UNKNOWN, at))
+    fleet = (
+        raw
+        for raw in reads
+        if not index.match(read_plate(raw), PlateColour.UNKNOWN, at, across_provinces=True)
+    )
     return list(itertools.islice(fleet, n))
 
 
@@ -295,6 +318,7 @@ async def read_to_sms_latency(
     rate: float,
     duration_s: float,
     *,
+    background_rate: float = 0.0,
     pages_per_s: float = 2.0,
     batch: int = 10,
     concurrency: int = 32,
@@ -304,12 +328,14 @@ async def read_to_sms_latency(
     pager_env: dict[str, str] | None = None,
     within: float = 180,
 ) -> Latency:
-    """c2: post ``rate`` reads/s (``batch`` per request) for ``duration_s`` through the whole pipeline.
+    """c2: post ``rate`` reads/s (``batch`` per request) for ``duration_s`` through the whole pipeline,
+    while :mod:`benchmarks.load` produces ``background_rate`` more reads/s straight to the topic.
 
-    ``pages_per_s`` of the reads are of watched vehicles, each of its own (so each opens a page);
-    ``watchlist`` more entries (of all courts) sit in the index beside them. ``engine`` is the worker's
-    ``SEIZEWATCH_MATCH_ENGINE``; ``pager_env`` overrides the pager's settings (none: its defaults).
-    Raises DataLost when a watched read has no SMS at the provider ``within`` s after the last post.
+    ``pages_per_s`` of the posted reads are of watched vehicles, each of its own (so each opens a page);
+    no background read matches any entry. ``watchlist`` more entries (of all courts) sit in the index
+    beside them. ``engine`` is the worker's ``SEIZEWATCH_MATCH_ENGINE``; ``pager_env`` overrides the
+    pager's settings (none: its defaults). Raises DataLost when a watched read has no SMS at the
+    provider ``within`` s after the last post, or when the load process did not offer its load.
     """
     count, watched_count = int(rate * duration_s), max(1, round(pages_per_s * duration_s))
     plates = watch_plates(watchlist + watched_count)
@@ -325,16 +351,68 @@ async def read_to_sms_latency(
         changes = list(watch_changes(background))
         await support.load_entries(iso.dsn, [decode_entry(value) for _, value in changes])
         await produce(iso.kafka, iso.kafka.topic(WATCHLIST_CHANGES), changes)
+        pool = procs.logdir / "background.bin"
+        if background_rate:
+            write_records(pool, _background(min(BACKGROUND_POOL, int(background_rate * duration_s)), plates))
         worker_env = {"SEIZEWATCH_MATCH_ENGINE": engine}
         running = await support.start_pipeline(
             procs, iso, fake, entries=len(plates), worker_env=worker_env, pager_env=pager_env or {}
         )
         post = functools.partial(support.drive, running.ingest.port, rate=rate, concurrency=concurrency)
         await post([warmup[i : i + batch] for i in range(0, extra, batch)], watched=(), tag="warmup")
-        batches = [sequence[i : i + batch] for i in range(0, count, batch)]
-        run = await post(batches, watched=set(watched), tag="run")
+        load = None
+        if background_rate:  # the load runs from before the first post to after the last
+            load = await _start_load(iso, pool, background_rate, duration_s + 2 * warmup_s)
+            await asyncio.sleep(warmup_s)
+        async with httpx.AsyncClient(timeout=5, headers=support.UNCOMPRESSED) as client:
+            consumed = await _summed(client, [running.worker])
+            batches = [sequence[i : i + batch] for i in range(0, count, batch)]
+            run = await post(batches, watched=set(watched), tag="run")
+            processed = await _summed(client, [running.worker]) - consumed
+        offered = await _load_figures(load) if load is not None else {"sent": 0, "rate": 0.0}
         rows, pages = await _paged(iso.dsn, entry_ids, within)
-    return _latency(rate, run, rows, fake, pages=pages, background=watchlist, engine=engine)
+    seconds = run.last_answer - run.first_sent
+    return _latency(
+        rate, run, rows, fake, pages=pages, background=watchlist, engine=engine,
+        background_rate=float(offered["rate"]), worker_rate=round(processed / seconds, 1),
+    )  # fmt: skip
+
+
+BACKGROUND_POOL = 200_000  # distinct background reads, sent in a cycle
+
+
+def _background(n: int, plates: list[str]) -> list[tuple[bytes, bytes]]:
+    """``n`` sightings records (the generator's default mix) none of which matches any of ``plates``
+    in any way: the background load opens no page and makes no hit."""
+    index = WatchIndex()
+    for entry in watch_entries(plates):
+        index.apply(entry)
+    at = datetime.now(UTC)
+
+    def matches(value: bytes) -> bool:
+        s = decode_sighting(value)
+        return bool(index.match(read_plate(s.plate), s.plate_colour, at, across_provinces=True))
+
+    records = (pair for pair in sightings(2 * n + 100, [], seed=7) if not matches(pair[1]))
+    return list(itertools.islice(records, n))
+
+
+async def _start_load(
+    iso: support.Isolated, pool: Path, rate: float, seconds: float
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.load", "--bootstrap", iso.kafka.bootstrap_servers,
+        "--topic", iso.kafka.topic(SIGHTINGS), "--records", str(pool), "--rate", str(rate),
+        "--seconds", str(seconds), stdout=asyncio.subprocess.PIPE, cwd=support.ROOT,
+    )  # fmt: skip
+
+
+async def _load_figures(load: asyncio.subprocess.Process) -> dict[str, float]:
+    out, _ = await load.communicate()
+    if load.returncode != 0:
+        raise DataLost(f"the background load failed (exit {load.returncode}): the load asked was not offered")
+    figures: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return figures
 
 
 async def _paged(dsn: str, entry_ids: list[uuid.UUID], within: float) -> tuple[list[asyncpg.Record], int]:
@@ -379,6 +457,8 @@ def _latency(
     pages: int,
     background: int,
     engine: str,
+    background_rate: float,
+    worker_rate: float,
 ) -> Latency:
     totals: list[float] = []
     spans: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -398,6 +478,7 @@ def _latency(
         ingest_p50_s=_quantile(ingest, 0.5), schedule_lag_max_s=round(run.lag_max_s, 4),
         stages_p50_s={s: _quantile(v, 0.5) for s, v in spans.items()},
         stages_p99_s={s: _quantile(v, 0.99) for s, v in spans.items()}, engine=engine,
+        background_rate=background_rate, worker_rate=worker_rate,
     )  # fmt: skip
 
 
@@ -408,9 +489,9 @@ async def _main(args: argparse.Namespace) -> None:
     reads = args.reads or (20_000 if args.quick else 200_000)
     watchlist = args.watchlist if args.watchlist is not None else (10_000 if args.quick else 100_000)
     result: Throughput | Scaling | Latency
-    kinds = {"hit_kinds": args.hit_kinds, "engine": args.engine}
+    kinds = {"hit_kinds": args.hit_kinds, "engine": args.engine, "province_kinds": args.province_kinds}
     if args.what == "throughput":
-        data = dataset(reads, watchlist=watchlist)
+        data = dataset(reads, watchlist=watchlist, province_kinds=args.province_kinds)
         print(f"core: {data.core_reads_per_s} reads/s; matches: {data.matches_by_kind()}", flush=True)
         result = await worker_throughput(args.workers, reads, data=data, **kinds)
     elif args.what == "scaling":
@@ -418,8 +499,9 @@ async def _main(args: argparse.Namespace) -> None:
     else:
         duration, background = args.duration or (10 if args.quick else 60), args.watchlist or 0
         result = await read_to_sms_latency(
-            args.rate, duration, pages_per_s=args.pages, watchlist=background, engine=args.engine
-        )
+            args.rate, duration, background_rate=args.background_rate, pages_per_s=args.pages,
+            watchlist=background, engine=args.engine,
+        )  # fmt: skip
     print(json.dumps({args.what: dataclasses.asdict(result)}, ensure_ascii=False), flush=True)
 
 
@@ -435,7 +517,14 @@ def main() -> None:
     parser.add_argument(
         "--engine", default="batch", choices=["batch", "faust"], help="SEIZEWATCH_MATCH_ENGINE"
     )
+    parser.add_argument(
+        "--province-kinds", default=DEFAULT_PROVINCE_KINDS, choices=["when_missing", "always"],
+        help="SEIZEWATCH_MATCH_PROVINCE_KINDS of the workers",
+    )  # fmt: skip
     parser.add_argument("--rate", type=float, default=500.0, help="reads/s posted (latency)")
+    parser.add_argument(
+        "--background-rate", type=float, default=0.0, help="reads/s produced straight to the topic (latency)"
+    )
     parser.add_argument("--duration", type=float, help="seconds of posting (latency; 60)")
     parser.add_argument("--pages", type=float, default=2.0, help="watched reads per second (latency)")
     asyncio.run(_main(parser.parse_args()))

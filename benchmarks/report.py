@@ -36,10 +36,11 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     bare_rate = _median(f["bare"], "reads_per_s")
     bare_us = _median(f["bare"], "us_per_read")
     batch = _median(f["throughput_batch"], "per_worker")
-    step = _row(f["match"], "match_step", "stream") or float("nan")
-    step_miss = _row(f["match"], "match_step", "nomatch") or float("nan")
+    stage = _row(f["match"], "stage_batch", "stream") or float("nan")
+    stage_miss = _row(f["match"], "stage_batch", "nomatch") or float("nan")
     p99 = _median(f["latency"], "p99_s")
-    asked, achieved = _median(f["latency"], "rate"), _median(f["latency"], "achieved_rate")
+    asked = _median(f["latency"], "rate") + _median(f["latency"], "background_rate")
+    carried = _median(f["latency"], "worker_rate")
     rss = _median(f["coldstart"], "rss_mib") * MIB
     caught = _median(f["coldstart"], "caught_up_s")
     return [
@@ -51,21 +52,21 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         ),
         (
             "match stage ≤ 10 % of the bare consumer's cost per read (default mix)",
-            f"{step:.2f} µs vs {bare_us:.2f} µs",
-            f"{step / bare_us:.0%}",
-            step / bare_us <= 0.10,
+            f"{stage:.2f} µs vs {bare_us:.2f} µs",
+            f"{stage / bare_us:.0%}",
+            stage / bare_us <= 0.10,
         ),
         (
             "… on reads that match nothing (the hot path)",
-            f"{step_miss:.2f} µs vs {bare_us:.2f} µs",
-            f"{step_miss / bare_us:.0%}",
-            step_miss / bare_us <= 0.10,
+            f"{stage_miss:.2f} µs vs {bare_us:.2f} µs",
+            f"{stage_miss / bare_us:.0%}",
+            stage_miss / bare_us <= 0.10,
         ),
         (
             "p99 read → SMS handed over ≤ 1 s at half load",
-            f"{p99:.3f} s at {achieved:,.0f} of {asked:,.0f} reads/s asked",
+            f"{p99:.3f} s with the worker at {carried:,.0f} of {asked:,.0f} reads/s asked",
             "≤ 1 s",
-            p99 <= 1.0 and achieved >= 0.9 * asked,  # not shown unless the load was really offered
+            p99 <= 1.0 and carried >= 0.9 * asked,  # not shown unless the worker really carried the load
         ),
         ("1M-entry worker ≤ 1.5 GB RSS", f"{rss / GB:.2f} GB", "≤ 1.5 GB", rss <= 1.5 * GB),
         ("1M-entry worker caught up ≤ 30 s", f"{caught:.1f} s", "≤ 30 s", caught <= 30),
@@ -105,9 +106,9 @@ def _match_table(match: dict[str, Any]) -> list[str]:
 def _throughput_rows(name: str, results: list[dict[str, Any]], bare_rate: float) -> str:
     per_worker = _median(results, "per_worker")
     return (
-        f"| {name} | {_spread(results, 'per_worker')} | {_spread(results, 'steady_reads_per_s')} | "
-        f"{per_worker / bare_rate:.0%} | {_median(results, 'worker_cores'):.2f} | "
-        f"{int(_median(results, 'hits')):,} |"
+        f"| {name} | {results[0]['reads']:,} | {_spread(results, 'per_worker')} | "
+        f"{_spread(results, 'steady_reads_per_s')} | {per_worker / bare_rate:.0%} | "
+        f"{_median(results, 'worker_cores'):.2f} | {int(_median(results, 'hits')):,} |"
     )
 
 
@@ -154,42 +155,60 @@ def render(f: dict[str, Any], *, quick: bool = False) -> str:
         "",
         f"## (b) The match stage in process, {match['entries']:,} watch entries",
         "",
-        "µs per read, median of 5 passes. `nomatch`: reads that match nothing (the hot path); `stream`: the",
-        "default mix (0.1 % watched, OCR noise); `exact` / `fuzzy`: reads of watched vehicles, read right / with",
-        "a confusion, a misread or a missing province. `match_step` is the stage's own work after decoding, as",
-        "`MatchStage.handle_batch` does it (strict-plate check, match key, one lookup; the full match only for",
-        "a possible one); `stage_handle` / `stage_batch` are the stage's entry points themselves, decode and",
-        "metrics included (the per-read path before this change, and the batch path after it).",
+        "µs per read, median of 5 passes, the default match settings. `nomatch`: reads that match nothing",
+        "(the hot path); `stream`: the default mix (0.1 % watched, OCR noise); `exact` / `fuzzy`: reads of",
+        "watched vehicles, read right / with a confusion, a misread or a missing province. `stage_batch` is",
+        "the production code, `MatchStage.match_batch` on consumer records, 2,000 a batch, metrics included",
+        "(hits are built, not recorded): the match stage's cost. `match_step` is its per-read logic alone",
+        "(the record key's skeleton looked up; decode, `read_plate` and match only for a possible match).",
+        "`stage_handle` is the faust engine's per-event path (`MatchStage.handle`: every read decoded).",
+        "`orjson`, `decode` (`decode_sighting`), `full` (decode, `read_plate`, match), `plate_match`, `match`",
+        "(`WatchIndex.match` on parsed plates) and `validate_json` (a prototype) show what the parts cost.",
         "",
         *_match_table(match),
         "",
         f"- Index build: {match['index_build_s']:.1f} s, {match['index_rss_mib']:,.0f} MiB, "
         f"{match['gc_tracked_objects']:,} objects tracked by the garbage collector; one full collection "
-        f"{match['full_gc_s']:.2f} s (the worker now freezes the index out of collections).",
+        f"{match['full_gc_s']:.2f} s (the worker, and this measurement, freeze the index out of collections).",
         "- Reads with at least one match: "
         + ", ".join(f"{k} {v:.1%}" for k, v in match["matched_share"].items())
         + "; that would be hits under the default settings: "
         + ", ".join(f"{k} {v:.1%}" for k, v in match["hit_share"].items())
         + ".",
+        "- The same with `SEIZEWATCH_MATCH_PROVINCE_KINDS=always` (the kinds ignoring the province for every"
+        " read): "
+        + ", ".join(f"{k} {v:.1%}" for k, v in match.get("matched_share_across_provinces", {}).items())
+        + ".",
         "",
         "## (c) The whole pipeline",
         "",
-        f"One worker process draining {f['sizes']['throughput_reads']:,} reads produced beforehand, a watchlist",
-        f"of {f['sizes']['throughput_watchlist']:,} entries, counted from the moment it caught up; every expected",
-        "hit must be in PostgreSQL or the run fails. Before: the faust engine (one event at a time); after: the",
-        "batch engine (aiokafka, `SEIZEWATCH_MATCH_ENGINE=batch`, the default).",
+        f"One worker process draining reads produced beforehand, a watchlist of "
+        f"{f['sizes']['throughput_watchlist']:,}",
+        "entries, counted from the moment it caught up; every expected hit must be in PostgreSQL or the run",
+        "fails. Before: the faust engine (one event at a time), on fewer reads of the same mix (it takes",
+        "minutes); after: the batch engine (aiokafka, `SEIZEWATCH_MATCH_ENGINE=batch`, the default).",
         "",
-        "| engine | reads/s | steady reads/s | of the bare limit | cores busy | hits |",
-        "|---|---|---|---|---|---|",
+        "| engine | reads | reads/s | steady reads/s | of the bare limit | cores busy | hits |",
+        "|---|---|---|---|---|---|---|",
         _throughput_rows("faust (before)", f["throughput_faust"], bare_rate),
         _throughput_rows("batch (after)", f["throughput_batch"], bare_rate),
         "",
-        f"Read → SMS handed to the provider at {_median(f['latency'], 'rate'):,.0f} reads/s asked (half the",
-        "batch worker's rate): a parking lot posting through `seizewatch ingest`, one worker, `seizewatch pager`",
-        "and the local Twilio-compatible server; latency over the watched reads, from the request sent.",
+        f"Against the transport alone (fetch, no parse: {_median(f['bare'], 'fetch_only_us_per_read'):.2f} µs/read,"
+        f" {1e6 / _median(f['bare'], 'fetch_only_us_per_read'):,.0f} reads/s) the batch worker reaches "
+        f"{_median(f['throughput_batch'], 'per_worker') * _median(f['bare'], 'fetch_only_us_per_read') / 1e6:.0%}:"
+        " it decodes only the reads their key does not rule out, so it can outrun a consumer that decodes all.",
         "",
-        f"- achieved {_spread(f['latency'], 'achieved_rate')} reads/s; refused "
-        f"{int(_median(f['latency'], 'refused'))}; pages {int(_median(f['latency'], 'pages'))}",
+        f"Read → SMS handed to the provider with the worker at half the batch worker's rate "
+        f"({_median(f['latency'], 'rate') + _median(f['latency'], 'background_rate'):,.0f} reads/s): a parking lot",
+        f"posting {_median(f['latency'], 'rate'):,.0f} reads/s through `seizewatch ingest` (one process), the rest "
+        "produced straight to `plate.sightings` by `benchmarks/load.py` (the province's other devices), one",
+        "worker, `seizewatch pager` and the local Twilio-compatible server; latency over the lot's watched",
+        "reads (2 a second, each of its own vehicle), from the request sent to the SMS at the provider.",
+        "",
+        f"- the worker carried {_spread(f['latency'], 'worker_rate')} reads/s (lot "
+        f"{_spread(f['latency'], 'achieved_rate')}, background offered {_spread(f['latency'], 'background_rate')});"
+        f" refused {int(_median(f['latency'], 'refused'))}; pages {int(_median(f['latency'], 'pages'))} of "
+        f"{int(_median(f['latency'], 'watched'))} watched reads",
         f"- p50 {_spread(f['latency'], 'p50_s', '{:.3f}')} s, p99 {_spread(f['latency'], 'p99_s', '{:.3f}')} s, "
         f"max {_spread(f['latency'], 'max_s', '{:.3f}')} s; ingest answered (p50) "
         f"{_spread(f['latency'], 'ingest_p50_s', '{:.3f}')} s",

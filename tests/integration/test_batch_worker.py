@@ -1,0 +1,114 @@
+"""The batch engine's recorder: hits of many small batches recorded once each, offsets committed after them.
+
+A worker with tiny batches (25 reads) turns a few thousand reads into a hundred batches, so rounds of the
+background recorder take several batches at once; every hit must still be recorded and published exactly
+once, and the group's committed offsets must reach the end of every partition, also across a clean stop.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from connectors.producer import SightingPublisher
+from streams.hits import HitV1
+from streams.runtime import group_id
+from streams.topics import HITS, SIGHTINGS
+from tests.conftest import Isolated, eventually, start_worker, stop_process, topic_records
+from tests.integration.test_pipeline import CONSUMED, add, read
+
+pytestmark = pytest.mark.integration
+
+WATCHED = [f"浙J{10000 + 37 * i}" for i in range(20)]
+# Another province and authority: under the default settings none of these can match a watched plate.
+OTHERS = [f"鲁Q{i:05d}" for i in range(2980)]
+
+
+async def committed_and_end(isolated: Isolated) -> tuple[dict[int, int | None], dict[int, int]]:
+    kafka = isolated.settings.kafka
+    topic = kafka.topic(SIGHTINGS)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, group_id=group_id(kafka), enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        committed = {tp.partition: await consumer.committed(tp) for tp in partitions}
+        ends = await consumer.end_offsets(partitions)
+        return committed, {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def test_small_batches_record_every_hit_once_and_commit_to_the_end(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    worker = start_worker({**isolated.env, "SEIZEWATCH_MATCH_BATCH_SIZE": "25"}, tmp_path / "worker.log")
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        entry_ids = {await add(conn, plate) for plate in WATCHED}
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == len(WATCHED), within=90)
+        consumed = (await worker.metrics()).get(CONSUMED, 0.0)
+        reads = [read(plate) for plate in OTHERS]
+        for k, plate in enumerate(WATCHED):  # spread over the stream, so over many batches
+            reads.insert(k * 150, read(plate))
+        async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            for i in range(0, len(reads), 500):
+                await publisher.publish_many(reads[i : i + 500])
+        await worker.wait_metric(CONSUMED, lambda v: v == consumed + len(reads), within=60)
+
+        async def hits() -> list[asyncpg.Record]:
+            return await conn.fetch("SELECT entry_id, published_at FROM hits")
+
+        rows = await eventually(hits, lambda rows: all(r["published_at"] for r in rows) and len(rows) >= 20)
+        assert {r["entry_id"] for r in rows} == entry_ids
+        assert len(rows) == len(WATCHED)  # one hit per watched read, none for the others
+        await eventually(
+            lambda: committed_and_end(isolated), lambda offsets: offsets[0] == offsets[1], within=30
+        )
+        assert stop_process(worker) == 0  # a clean stop: what was matched is recorded and committed
+        published = [HitV1.model_validate_json(r.value) for r in await topic_records(isolated, HITS)]
+        assert sorted(h.entry_id for h in published) == sorted(entry_ids)
+        committed, ends = await committed_and_end(isolated)
+        assert committed == ends
+    finally:
+        await conn.close()
+        stop_process(worker)
+
+
+async def test_a_worker_killed_mid_stream_loses_no_hit_and_makes_none_twice(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    env = {**isolated.env, "SEIZEWATCH_MATCH_BATCH_SIZE": "25"}
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    worker = start_worker(env, tmp_path / "first.log")
+    try:
+        plates = [f"苏E{20000 + 41 * i}" for i in range(20)]
+        entry_ids = {await add(conn, plate) for plate in plates}
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v >= len(entry_ids), within=90)
+        consumed = (await worker.metrics()).get(CONSUMED, 0.0)
+        reads = [read(plate) for plate in OTHERS]
+        for k, plate in enumerate(plates):
+            reads.insert(k * 150, read(plate))
+        async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
+            for i in range(0, len(reads), 500):
+                await publisher.publish_many(reads[i : i + 500])
+        # Killed (no chance to record or commit what it holds) as soon as it is part of the way through.
+        await worker.wait_metric(CONSUMED, lambda v: v >= consumed + 300, within=60)
+        stop_process(worker, signal.SIGKILL)
+        worker = start_worker(env, tmp_path / "second.log")
+        await eventually(
+            lambda: committed_and_end(isolated), lambda offsets: offsets[0] == offsets[1], within=90
+        )
+        rows = await conn.fetch(
+            "SELECT entry_id, published_at FROM hits WHERE entry_id = ANY($1::uuid[])", list(entry_ids)
+        )
+        assert sorted(r["entry_id"] for r in rows) == sorted(entry_ids)  # each once: none lost, none twice
+        assert all(r["published_at"] is not None for r in rows)
+    finally:
+        await conn.close()
+        stop_process(worker)
