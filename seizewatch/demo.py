@@ -104,6 +104,9 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
         "SEIZEWATCH_INGEST_MASTER_KEY": master.get_secret_value(),
         "SEIZEWATCH_PAGER_PORT": str(pager_port),
         "SEIZEWATCH_PAGER_PUBLIC_URL": f"http://127.0.0.1:{pager_port}",
+        # A city's watchlist of a handful of vehicles can afford matching a misread province too (沪A66G88
+        # read as 浙A66G88); a province-scale one keeps the default, when_missing (docs/configuration.md).
+        "SEIZEWATCH_MATCH_PROVINCE_KINDS": os.environ.get("SEIZEWATCH_MATCH_PROVINCE_KINDS", "always"),
     }
     async with (
         _process("worker", env, console),

@@ -42,7 +42,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         SIGHTINGS,
         partitions=6,
-        purpose="canonical plate reads, key: normalized plate",
+        # The key is a contract: the match stage rules a read out by it without decoding the value.
+        purpose="canonical plate reads, key: normalized plate (exactly the value's plate, UTF-8)",
         # Privacy: a read that matches nothing is stored nowhere else, and only this long.
         config={"retention.ms": str(3 * _DAY_MS), "cleanup.policy": "delete"},
     ),
