@@ -97,10 +97,6 @@ class MatchStage:
             _observe_age_of(raw)
             metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def handle_batch(self, batch: Iterable[tuple[str, Sequence[Record]]]) -> list[HitV1]:
-        """:meth:`match_batch`, then :meth:`record` its hits: the batch is done when this returns."""
-        return await self.record(await self.match_batch(batch))
-
     async def match_batch(self, batch: Iterable[tuple[str, Sequence[Record]]]) -> list[Found]:
         """Match every record of a batch, in order: (origin, records) per partition, origin being
         "topic/partition/". Return the hits they make, not recorded yet (:meth:`record` does).
