@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from connectors.producer import SightingPublisher
 from streams.hits import HitV1
 from streams.runtime import group_id
-from streams.topics import HITS, SIGHTINGS
+from streams.topics import HITS, SIGHTINGS, spec
 from tests.conftest import Isolated, eventually, start_worker, stop_process, topic_records
 from tests.integration.test_pipeline import CONSUMED, add, read
 
@@ -29,6 +29,7 @@ OTHERS = [f"鲁Q{i:05d}" for i in range(2980)]
 
 
 async def committed_and_end(isolated: Isolated) -> tuple[dict[int, int | None], dict[int, int]]:
+    """The matchers' committed offset and the end offset of each partition of the sightings topic."""
     kafka = isolated.settings.kafka
     topic = kafka.topic(SIGHTINGS)
     consumer = AIOKafkaConsumer(
@@ -36,7 +37,8 @@ async def committed_and_end(isolated: Isolated) -> tuple[dict[int, int | None], 
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        # The declared partitions, not the client's metadata cache, which may still be empty here.
+        partitions = [TopicPartition(topic, p) for p in range(spec(SIGHTINGS).partitions)]
         committed = {tp.partition: await consumer.committed(tp) for tp in partitions}
         ends = await consumer.end_offsets(partitions)
         return committed, {tp.partition: offset for tp, offset in ends.items()}
@@ -50,8 +52,10 @@ async def test_small_batches_record_every_hit_once_and_commit_to_the_end(
     worker = start_worker({**isolated.env, "SEIZEWATCH_MATCH_BATCH_SIZE": "25"}, tmp_path / "worker.log")
     conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
     try:
+        await worker.wait_metric("seizewatch_watchlist_caught_up", lambda v: v == 1, within=90)
+        before = (await worker.metrics())["seizewatch_watchlist_entries"]
         entry_ids = {await add(conn, plate) for plate in WATCHED}
-        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == len(WATCHED), within=90)
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + len(WATCHED))
         consumed = (await worker.metrics()).get(CONSUMED, 0.0)
         reads = [read(plate) for plate in OTHERS]
         for k, plate in enumerate(WATCHED):  # spread over the stream, so over many batches
@@ -88,8 +92,10 @@ async def test_a_worker_killed_mid_stream_loses_no_hit_and_makes_none_twice(
     worker = start_worker(env, tmp_path / "first.log")
     try:
         plates = [f"苏E{20000 + 41 * i}" for i in range(20)]
+        await worker.wait_metric("seizewatch_watchlist_caught_up", lambda v: v == 1, within=90)
+        before = (await worker.metrics())["seizewatch_watchlist_entries"]
         entry_ids = {await add(conn, plate) for plate in plates}
-        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v >= len(entry_ids), within=90)
+        await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + len(plates))
         consumed = (await worker.metrics()).get(CONSUMED, 0.0)
         reads = [read(plate) for plate in OTHERS]
         for k, plate in enumerate(plates):
