@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks import coldstart, limits, machine, pipeline, report
+from benchmarks import coldstart, latency, limits, machine, pipeline, report
 
 ROOT = Path(__file__).resolve().parent.parent
 # Reads/s the parking lot posts through one ingest process in (c); the rest of half the worker's rate is
@@ -55,12 +55,12 @@ QUICK = Sizes(
     bare_reads=100_000,
     match_entries=50_000,
     match_reads=2_000,
-    throughput_reads=30_000,
+    throughput_reads=150_000,  # fewer drain before the first sample: no rate
     faust_reads=10_000,
     throughput_watchlist=10_000,
     latency_seconds=15.0,
     coldstart_entries=50_000,
-    scaling_reads=30_000,
+    scaling_reads=150_000,
     worker_counts=(1, 2),
 )
 
@@ -105,7 +105,7 @@ async def run(sizes: Sizes, runs: int) -> dict[str, Any]:
     figures["latency"] = await _runs(
         runs,
         "latency",
-        lambda: pipeline.read_to_sms_latency(lot, sizes.latency_seconds, background_rate=half - lot),
+        lambda: latency.read_to_sms_latency(lot, sizes.latency_seconds, background_rate=half - lot),
     )
     print("(d) worker memory and cold start", flush=True)
     figures["coldstart"] = await _runs(

@@ -95,6 +95,22 @@ def total(values: dict[str, float], prefix: str) -> float:
     return sum(v for k, v in values.items() if k.startswith(prefix))
 
 
+# Every read a worker is done with: ruled out by its key, matched, or dead-lettered.
+PROCESSED = ("seizewatch_sightings_consumed_total",)
+
+
+async def summed(
+    client: httpx.AsyncClient, workers: list[Proc], prefixes: tuple[str, ...] = PROCESSED
+) -> int:
+    """The sum over the workers of the series starting with any of ``prefixes``."""
+    values = await asyncio.gather(*(w.metrics(client) for w in workers))
+    return int(sum(total(v, prefix) for v in values for prefix in prefixes))
+
+
+class DataLost(RuntimeError):
+    """The pipeline did not record what it had to: the figures of that run mean nothing."""
+
+
 class Processes:
     """Spawns processes and stops them all (SIGTERM, then kill) when the context ends."""
 
