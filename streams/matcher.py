@@ -4,11 +4,14 @@ Per record it looks the key up first: a sightings record is keyed by the read's 
 connectors, the only writers of ``plate.sightings``, key it so), and the plate's confusion skeleton, a
 byte translation of the key (:func:`~streams.plates.skeleton_key`), rules out almost every read with one
 dictionary lookup (:meth:`WatchIndex.may_match`). Such a read is counted and nothing else: its value is
-never decoded. Any other read (a possible match, a record without a key) takes the full path on its own:
-validated as a :class:`~streams.events.Sighting` (what fails is dead-lettered with the field and the
-reason), matched, its hits recorded in PostgreSQL (idempotent) and published to ``watch.hits``. The
-stage never raises: what cannot be processed goes to the dead-letter topic, and failures of Kafka or
-PostgreSQL are retried until they answer (the read is held, never skipped).
+never decoded. When the configuration makes no hit of the OCR kinds, a read only they could match is
+ruled out by its plate as well (:meth:`WatchIndex.may_match_by_plate`): with a million entries those are
+most of the reads the skeleton lets through (docs/performance.md). Any other read (a possible match, a
+record without a key) takes the full path on its own: validated as a :class:`~streams.events.Sighting`
+(what fails is dead-lettered with the field and the reason), matched, its hits recorded in PostgreSQL
+(idempotent) and published to ``watch.hits``. The stage never raises: what cannot be processed goes to
+the dead-letter topic, and failures of Kafka or PostgreSQL are retried until they answer (the read is
+held, never skipped).
 
 A read ruled out by its key is not validated here: the connectors validated every read with the same
 model before publishing it, and such a read is stored nowhere. Decoding it again cost more than the
@@ -102,14 +105,18 @@ class MatchStage:
         "topic/partition/". Return the hits they make, not recorded yet (:meth:`record` does).
 
         A read its key rules out costs a byte translation and a lookup; the rest take the full path one
-        by one. Metrics once per batch: the records counted, the processing time as the batch's mean
-        per read, the sighting age of the batch's last read.
+        by one. When no OCR kind makes hits (``SEIZEWATCH_MATCH_HIT_KINDS``), a read its skeleton lets
+        through is ruled out by its plate too, so only reads that may hit by plate are decoded. Metrics
+        once per batch: the records counted, the processing time as the batch's mean per read, the
+        sighting age of the batch's last read.
         """
         started = time.perf_counter()
         found: list[Found] = []
-        keys = self._index.skeleton_keys
+        index = self._index
+        keys = index.skeleton_keys
         across = self._match.across_provinces
-        count = 0
+        fuzzy = self._match.fuzzy_hits
+        count = skipped = 0
         last: bytes | None = None
         outcomes: Counter[tuple[str, str]] = Counter()
         for origin, records in batch:
@@ -120,6 +127,9 @@ class MatchStage:
                     if skeleton not in keys and not (
                         across and skeleton[:3] in PROVINCE_BYTES and skeleton[3:] in keys
                     ):
+                        continue
+                    if not fuzzy and not index.may_match_by_plate(key, across_provinces=across):
+                        skipped += 1  # its skeleton only: an OCR kind, and those make no hit
                         continue
                 where = f"{origin}{record.offset}"
                 try:
@@ -132,6 +142,8 @@ class MatchStage:
                 count += len(records)
                 last = records[-1].value
         _count(outcomes)
+        if skipped:
+            metrics.FUZZY_ONLY_SKIPPED.inc(skipped)
         if count:
             metrics.SIGHTINGS_CONSUMED.inc(count)
             _observe_age_of(last)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from streams.plates import PROVINCE_BYTES, Plate, confusion_distance
+from streams.plates import PROVINCE_BYTES, PROVINCES, Plate, confusion_distance
 from streams.vehicles import PlateColour
 from streams.watchlist import WatchEntry
 
@@ -151,6 +151,24 @@ class WatchIndex:
         if key in self._skeletons:
             return True
         return across_provinces and key[:3] in PROVINCE_BYTES and key[3:] in self._skeletons
+
+    def may_match_by_plate(self, plate: bytes, *, across_provinces: bool) -> bool:
+        """False when no entry can match a read whose normalized plate is ``plate`` (UTF-8, a sightings
+        record's key) by the kinds that compare plates, not skeletons: ``exact`` and ``province``.
+
+        For a match stage whose OCR kinds make no hit (:attr:`MatchSettings.fuzzy_hits`): a read that
+        :meth:`may_match` lets through only for its skeleton need not be decoded. A key that is not
+        UTF-8 is no connector's: True, so the full path decides (and dead-letters what is wrong).
+        """
+        try:
+            text = plate.decode()
+        except UnicodeDecodeError:
+            return True
+        if text in self._exact:  # also a read without a province that is a 使 plate
+            return True
+        if text[:1] in PROVINCES:  # as :meth:`match`: the tail only across provinces
+            return across_provinces and text[1:] in self._tail
+        return text in self._tail
 
     def match(
         self, plate: Plate, colour: PlateColour, at: datetime, *, across_provinces: bool

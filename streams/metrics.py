@@ -22,6 +22,11 @@ MATCHES = Counter(
     "Watch-entry matches found, by kind and by what became of them (hit, below_min_score, kind_disabled).",
     ["match_kind", "outcome"],
 )
+FUZZY_ONLY_SKIPPED = Counter(
+    "seizewatch_match_fuzzy_only_skipped_total",
+    "Reads only an OCR kind could match while SEIZEWATCH_MATCH_HIT_KINDS makes no hit of one: not decoded,"
+    " not matched (so not in seizewatch_matches_total).",
+)
 HITS = Counter("seizewatch_hits_total", "Hits recorded (new, not replays).", ["match_kind", "action"])
 HITS_REPLAYED = Counter(
     "seizewatch_hits_replayed_total", "Hits found already recorded (a replayed sighting): not recorded again."

@@ -70,6 +70,12 @@ class MatchSettings(BaseSettings):
         """Whether a read with a province may match an entry of another province."""
         return self.province_kinds == "always"
 
+    @property
+    def fuzzy_hits(self) -> bool:
+        """Whether an OCR kind (``ocr``, ``ocr_province``) makes hits. When neither does, the match stage
+        skips reads that only such a kind could match: not decoded, not matched (streams/matcher.py)."""
+        return bool(self.hit_kinds & {MatchKind.OCR, MatchKind.OCR_PROVINCE})
+
     @field_validator("hit_kinds", mode="before")
     @classmethod
     def _split_kinds(cls, value: object) -> object:

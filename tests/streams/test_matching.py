@@ -195,3 +195,47 @@ def test_a_read_the_key_rules_out_never_matches(
         assert may == (read.skeleton == watched.skeleton)
     if index.match(read, PlateColour.UNKNOWN, NOW, across_provinces=across):
         assert may, f"{read.text} matches {watched.text} but its key rules it out"
+
+
+@given(
+    serial=st.text(_CONFUSED, min_size=5, max_size=5),
+    misread=st.lists(st.tuples(st.integers(0, 4), _CONFUSED), max_size=3),
+    province=st.sampled_from(["浙", "苏", "粤", "", "使"]),
+    across=st.booleans(),
+)
+def test_a_read_its_plate_rules_out_has_only_ocr_matches(
+    serial: str, misread: list[tuple[int, str]], province: str, across: bool
+) -> None:
+    watched = parse_plate("浙J" + serial.replace("O", "0").replace("I", "1"))
+    chars = list(watched.text[2:])
+    for position, ch in misread:
+        chars[position] = ch
+    try:
+        read = read_plate(province + "J" + "".join(chars))
+    except PlateError:
+        assume(False)
+        raise
+    index = WatchIndex()
+    index.apply(entry(watched.text))
+    index.apply(entry("使014578"))
+    may = index.may_match_by_plate(read.text.encode(), across_provinces=across)
+    plain = [
+        m.kind
+        for m in index.match(read, PlateColour.UNKNOWN, NOW, across_provinces=across)
+        if m.kind in (MatchKind.EXACT, MatchKind.PROVINCE)
+    ]
+    assert may == bool(plain), f"{read.text} vs {watched.text}: {plain}"
+
+
+def test_the_plate_check_lets_through_what_may_match_by_plate() -> None:
+    index = WatchIndex()
+    index.apply(entry("浙J12345"))
+    index.apply(entry("使014578"))
+
+    def may(read: str, across: bool = False) -> bool:
+        return index.may_match_by_plate(read.encode(), across_provinces=across)
+
+    assert [may("浙J12345"), may("J12345"), may("使014578")] == [True, True, True]
+    assert [may("苏J12345"), may("苏J12345", across=True)] == [False, True]
+    assert [may("浙J12346"), may("浙JL2345")] == [False, False]  # an ocr match at most
+    assert index.may_match_by_plate(b"\xff\xfe", across_provinces=False)  # not UTF-8: the full path
