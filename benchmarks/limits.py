@@ -40,7 +40,7 @@ from benchmarks.coldstart import (
 from benchmarks.generate import ReadMix, sightings, watch_entries, watch_plates
 from streams.events import Sighting, decode_sighting
 from streams.matcher import MatchStage
-from streams.matching import WatchIndex
+from streams.matching import MatchKind, WatchIndex
 from streams.plates import SKELETON_BYTES, read_plate
 from streams.settings import KafkaSettings, MatchSettings
 from streams.topics import SIGHTINGS, spec
@@ -187,6 +187,7 @@ class MatchFigures:
     matched_share: dict[str, float]  # reads with at least one match, by category
     matched_share_across_provinces: dict[str, float]  # the same with SEIZEWATCH_MATCH_PROVINCE_KINDS=always
     hit_share: dict[str, float]  # reads that would make a hit (default MatchSettings), by category
+    hit_share_no_ocr: dict[str, float]  # the same with the OCR kinds making no hit (NO_OCR)
     # The best match's kind per read ("none": no match), by category. Reads of unwatched vehicles that
     # match anyway (another province's car with the same letters, a confusable serial) show up here.
     match_kinds: dict[str, dict[str, int]]
@@ -201,8 +202,12 @@ class MatchFigures:
 # per-event path); "validate_json" is not production code but the prototype of a proposed change.
 VARIANTS = (
     "orjson", "decode", "validate_json", "full", "plate_match", "match", "match_step", "stage_batch",
-    "stage_handle",
+    "stage_batch_no_ocr", "stage_handle",
 )  # fmt: skip
+# "stage_batch_no_ocr": the same with the OCR kinds making no hit (SEIZEWATCH_MATCH_HIT_KINDS=exact,province),
+# the setting docs/configuration.md advises for a watchlist of a province: reads only they could match
+# are then ruled out by their plate, undecoded.
+NO_OCR = frozenset({MatchKind.EXACT, MatchKind.PROVINCE})
 CATEGORIES = ("exact", "fuzzy", "miss", "nomatch", "stream")
 BATCH = 2000  # reads per MatchStage.match_batch call, as the worker's default SEIZEWATCH_MATCH_BATCH_SIZE
 
@@ -342,6 +347,7 @@ async def match_stage(
     ``MatchStage.match_batch``: the record key's skeleton looked up, the full path only for a possible
     match), ``stage_batch`` (``MatchStage.match_batch`` itself on consumer records, a batch at a time,
     metrics included: the match stage's cost; hits are built, not recorded, which needs PostgreSQL),
+    ``stage_batch_no_ocr`` (the same with the OCR kinds making no hit, :data:`NO_OCR`),
     ``stage_handle`` (``MatchStage.handle``, the faust engine's per-event path, on ``nomatch``).
     ``validate_json`` (``Sighting.model_validate_json``, no orjson pass) is a prototype timed beside
     them. The default match settings throughout (``province_kinds=when_missing``); the shares of reads
@@ -360,15 +366,20 @@ async def match_stage(
     matched: dict[str, float] = {}
     matched_across: dict[str, float] = {}
     hit: dict[str, float] = {}
+    hit_no_ocr: dict[str, float] = {}
     kinds: dict[str, dict[str, int]] = {}
     settings = MatchSettings()
-    stage = MatchStage(
-        index=index,
-        match=settings,
-        kafka=KafkaSettings(),
-        pool=cast(Any, None),  # never reached: match_batch records nothing, handle records no hit here
-        producer=cast(Any, None),  # nor dead-letters: every generated read is valid
-    )
+
+    def stage_of(settings: MatchSettings) -> MatchStage:
+        return MatchStage(
+            index=index,
+            match=settings,
+            kafka=KafkaSettings(),
+            pool=cast(Any, None),  # never reached: match_batch records nothing, handle records no hit here
+            producer=cast(Any, None),  # nor dead-letters: every generated read is valid
+        )
+
+    stage, no_ocr = stage_of(settings), stage_of(MatchSettings(hit_kinds=NO_OCR))
     for category in CATEGORIES:
         pairs = payloads[category]
         if not pairs:
@@ -383,6 +394,8 @@ async def match_stage(
         matched_across[category] = round(across / len(pairs), 4)
         hits = sum(1 for f in found if any(stage.outcome(m) == "hit" for m in f))
         hit[category] = round(hits / len(pairs), 4)
+        hits = sum(1 for f in found if any(no_ocr.outcome(m) == "hit" for m in f))
+        hit_no_ocr[category] = round(hits / len(pairs), 4)
         kinds[category] = dict(Counter(f[0].kind.value if f else "none" for f in found).most_common())
         if category == "miss":  # the hot path: reads that match nothing
             payloads["nomatch"] = [pair for pair, f in zip(pairs, found, strict=True) if not f]
@@ -390,6 +403,8 @@ async def match_stage(
             run()  # warm-up
             rows.append(_row(variant, category, len(pairs), *_median_us(run, len(pairs), repeats)))
         rows.append(_row("stage_batch", category, len(pairs), *await _stage_batch_us(stage, pairs, repeats)))
+        no_ocr_us = await _stage_batch_us(no_ocr, pairs, repeats)
+        rows.append(_row("stage_batch_no_ocr", category, len(pairs), *no_ocr_us))
     misses = [value for _, value in payloads["nomatch"]]
     if misses:
         runs = []
@@ -410,6 +425,7 @@ async def match_stage(
         matched_share=matched,
         matched_share_across_provinces=matched_across,
         hit_share=hit,
+        hit_share_no_ocr=hit_no_ocr,
         match_kinds=kinds,
         rows=tuple(rows),
     )
