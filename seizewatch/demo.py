@@ -49,6 +49,7 @@ from seizewatch.settings import Settings
 from streams import db, watchstore
 from streams.errors import InvalidInput
 from streams.hits import HitV1
+from streams.matching import MatchKind
 from streams.topics import HITS, ensure_topics
 from streams.vehicles import Action, PlateColour, Priority
 
@@ -83,6 +84,9 @@ WATCHED = (
 )  # fmt: skip
 
 
+DEMO_HIT_KINDS = ",".join(kind.value for kind in MatchKind)
+
+
 def run_demo(settings: Settings, *, reads: int, rate: float, console: Console) -> int:
     """Run the whole demo; return the exit status (0: every expected hit seen and nothing else)."""
     console.rule("seizewatch demo")
@@ -104,9 +108,12 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
         "SEIZEWATCH_INGEST_MASTER_KEY": master.get_secret_value(),
         "SEIZEWATCH_PAGER_PORT": str(pager_port),
         "SEIZEWATCH_PAGER_PUBLIC_URL": f"http://127.0.0.1:{pager_port}",
-        # A city's watchlist of a handful of vehicles can afford matching a misread province too (沪A66G88
-        # read as 浙A66G88); a province-scale one keeps the default, when_missing (docs/configuration.md).
+        # The demo shows every match kind on a handful of vehicles: a misread province (沪A66G88 read as
+        # 浙A66G88) and an OCR confusion (浙JD80123 read as 浙JD8O123). A deployment keeps the defaults
+        # (when_missing; exact and province hits) unless someone checks each image before an officer is
+        # sent: on real roads an ocr match is mostly a look-alike car (docs/configuration.md).
         "SEIZEWATCH_MATCH_PROVINCE_KINDS": os.environ.get("SEIZEWATCH_MATCH_PROVINCE_KINDS", "always"),
+        "SEIZEWATCH_MATCH_HIT_KINDS": os.environ.get("SEIZEWATCH_MATCH_HIT_KINDS", DEMO_HIT_KINDS),
     }
     async with (
         _process("worker", env, console),

@@ -51,8 +51,12 @@ class MatchSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SEIZEWATCH_MATCH_", frozen=True, extra="forbid")
 
-    # Comma-separated match kinds that produce hits; the others are counted but page nobody.
-    hit_kinds: Annotated[frozenset[MatchKind], NoDecode] = frozenset(MatchKind)
+    # Comma-separated match kinds that produce hits. Not the OCR kinds by default: in a densely issued
+    # plate space a watched plate has about four look-alikes on the road (same skeleton), each read as
+    # often as it, so an ocr match is a misread of the watched car a few times in a thousand; paging on
+    # them teaches officers to ignore pages. Enable them where someone checks the image before anyone
+    # is sent (docs/configuration.md, docs/performance.md).
+    hit_kinds: Annotated[frozenset[MatchKind], NoDecode] = frozenset({MatchKind.EXACT, MatchKind.PROVINCE})
     # A match below this score produces no hit.
     min_score: float = Field(default=0.6, ge=0.0, le=1.0)
     # when_missing: the kinds that ignore the province (province, ocr_province) apply only to reads

@@ -19,15 +19,15 @@ def test_defaults_point_at_the_local_services(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings.from_env()
     assert settings.kafka.bootstrap_servers == "127.0.0.1:19092"
     assert settings.kafka.topic("plate.sightings") == "plate.sightings"
-    assert settings.match.hit_kinds == frozenset(MatchKind)
+    assert settings.match.hit_kinds == {MatchKind.EXACT, MatchKind.PROVINCE}  # no OCR kind pages by default
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEIZEWATCH_KAFKA_TOPIC_PREFIX", "t1.")
-    monkeypatch.setenv("SEIZEWATCH_MATCH_HIT_KINDS", "exact, province")
+    monkeypatch.setenv("SEIZEWATCH_MATCH_HIT_KINDS", "exact, ocr")
     settings = Settings.from_env()
     assert settings.kafka.topic("watch.hits") == "t1.watch.hits"
-    assert settings.match.hit_kinds == {MatchKind.EXACT, MatchKind.PROVINCE}
+    assert settings.match.hit_kinds == {MatchKind.EXACT, MatchKind.OCR}
 
 
 def test_invalid_values_stop_start_up_naming_each_variable(monkeypatch: pytest.MonkeyPatch) -> None:

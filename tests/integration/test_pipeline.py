@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 CONSUMED = "seizewatch_sightings_consumed_total"
 PROVINCE_HITS = 'seizewatch_matches_total{match_kind="province",outcome="hit"}'
+FUZZY_ONLY_SKIPPED = "seizewatch_match_fuzzy_only_skipped_total"
 
 
 def read(plate: str, sighting_id: str | None = None):
@@ -123,7 +124,9 @@ async def test_a_released_entry_makes_no_hit(isolated: Isolated, worker: Worker)
         await conn.close()
 
 
-async def test_fuzzy_reads_hit_with_their_kind(isolated: Isolated, worker: Worker) -> None:
+async def test_fuzzy_reads_hit_with_their_kind_ocr_only_when_configured(
+    isolated: Isolated, worker: Worker
+) -> None:
     conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
     try:
         before = await counted(worker, "seizewatch_watchlist_entries")
@@ -132,20 +135,23 @@ async def test_fuzzy_reads_hit_with_their_kind(isolated: Isolated, worker: Worke
         await worker.wait_metric("seizewatch_watchlist_entries", lambda v: v == before + 2)
         consumed = await counted(worker, CONSUMED)
         province_hits = await counted(worker, PROVINCE_HITS)
+        skipped = await counted(worker, FUZZY_ONLY_SKIPPED)
         async with SightingPublisher(isolated.settings.kafka, role="test") as publisher:
             other_province = read("浙A66G88")  # by default a readable province is taken as read
             await publisher.publish(other_province)
-            await publisher.publish(read("浙JD8O123"))
+            await publisher.publish(read("浙JD8O123"))  # an ocr match: by default no hit
             await publisher.publish(read("A66G88"))  # the province not read: any province's entry
-        ocr = await eventually(lambda: hit_rows(conn, ocr_id), lambda rows: len(rows) == 1)
         province = await eventually(lambda: hit_rows(conn, province_id), lambda rows: len(rows) == 1)
-        assert (ocr[0]["match_kind"], ocr[0]["score"]) == ("ocr", pytest.approx(0.8))
         assert (province[0]["match_kind"], province[0]["score"]) == ("province", pytest.approx(0.9))
         await worker.wait_metric(CONSUMED, lambda v: v == consumed + 3)  # all three matched (or not)
         assert await counted(worker, PROVINCE_HITS) == province_hits + 1  # counted when matched
+        assert await counted(worker, FUZZY_ONLY_SKIPPED) == skipped + 1  # the ocr read, undecoded
         assert province[0]["sighting_id"] != other_province.sighting_id
+        assert await hit_rows(conn, ocr_id) == []
     finally:
         await conn.close()
+    # With the OCR kinds enabled the same read hits, with its kind and score (tests/integration/
+    # test_ocr_hits.py runs a worker so configured end to end).
 
 
 async def test_invalid_payloads_land_in_the_dead_letter_topic_with_their_reason(
