@@ -187,7 +187,7 @@ class MatchFigures:
     matched_share: dict[str, float]  # reads with at least one match, by category
     matched_share_across_provinces: dict[str, float]  # the same with SEIZEWATCH_MATCH_PROVINCE_KINDS=always
     hit_share: dict[str, float]  # reads that would make a hit (default MatchSettings), by category
-    hit_share_no_ocr: dict[str, float]  # the same with the OCR kinds making no hit (NO_OCR)
+    hit_share_all_kinds: dict[str, float]  # the same with every kind making hits (ALL_KINDS)
     # The best match's kind per read ("none": no match), by category. Reads of unwatched vehicles that
     # match anyway (another province's car with the same letters, a confusable serial) show up here.
     match_kinds: dict[str, dict[str, int]]
@@ -202,12 +202,12 @@ class MatchFigures:
 # per-event path); "validate_json" is not production code but the prototype of a proposed change.
 VARIANTS = (
     "orjson", "decode", "validate_json", "full", "plate_match", "match", "match_step", "stage_batch",
-    "stage_batch_no_ocr", "stage_handle",
+    "stage_batch_all_kinds", "stage_handle",
 )  # fmt: skip
-# "stage_batch_no_ocr": the same with the OCR kinds making no hit (SEIZEWATCH_MATCH_HIT_KINDS=exact,province),
-# the setting docs/configuration.md advises for a watchlist of a province: reads only they could match
-# are then ruled out by their plate, undecoded.
-NO_OCR = frozenset({MatchKind.EXACT, MatchKind.PROVINCE})
+# "stage_batch_all_kinds": the same with every kind making hits, the OCR kinds too
+# (SEIZEWATCH_MATCH_HIT_KINDS=exact,province,ocr,ocr_province); by default they make none, and the reads
+# only they could match are ruled out by their plate, undecoded.
+ALL_KINDS = frozenset(MatchKind)
 CATEGORIES = ("exact", "fuzzy", "miss", "nomatch", "stream")
 BATCH = 2000  # reads per MatchStage.match_batch call, as the worker's default SEIZEWATCH_MATCH_BATCH_SIZE
 
@@ -347,7 +347,7 @@ async def match_stage(
     ``MatchStage.match_batch``: the record key's skeleton looked up, the full path only for a possible
     match), ``stage_batch`` (``MatchStage.match_batch`` itself on consumer records, a batch at a time,
     metrics included: the match stage's cost; hits are built, not recorded, which needs PostgreSQL),
-    ``stage_batch_no_ocr`` (the same with the OCR kinds making no hit, :data:`NO_OCR`),
+    ``stage_batch_all_kinds`` (the same with the OCR kinds making hits too, :data:`ALL_KINDS`),
     ``stage_handle`` (``MatchStage.handle``, the faust engine's per-event path, on ``nomatch``).
     ``validate_json`` (``Sighting.model_validate_json``, no orjson pass) is a prototype timed beside
     them. The default match settings throughout (``province_kinds=when_missing``); the shares of reads
@@ -366,7 +366,7 @@ async def match_stage(
     matched: dict[str, float] = {}
     matched_across: dict[str, float] = {}
     hit: dict[str, float] = {}
-    hit_no_ocr: dict[str, float] = {}
+    hit_all: dict[str, float] = {}
     kinds: dict[str, dict[str, int]] = {}
     settings = MatchSettings()
 
@@ -379,7 +379,7 @@ async def match_stage(
             producer=cast(Any, None),  # nor dead-letters: every generated read is valid
         )
 
-    stage, no_ocr = stage_of(settings), stage_of(MatchSettings(hit_kinds=NO_OCR))
+    stage, all_kinds = stage_of(settings), stage_of(MatchSettings(hit_kinds=ALL_KINDS))
     for category in CATEGORIES:
         pairs = payloads[category]
         if not pairs:
@@ -394,8 +394,8 @@ async def match_stage(
         matched_across[category] = round(across / len(pairs), 4)
         hits = sum(1 for f in found if any(stage.outcome(m) == "hit" for m in f))
         hit[category] = round(hits / len(pairs), 4)
-        hits = sum(1 for f in found if any(no_ocr.outcome(m) == "hit" for m in f))
-        hit_no_ocr[category] = round(hits / len(pairs), 4)
+        hits = sum(1 for f in found if any(all_kinds.outcome(m) == "hit" for m in f))
+        hit_all[category] = round(hits / len(pairs), 4)
         kinds[category] = dict(Counter(f[0].kind.value if f else "none" for f in found).most_common())
         if category == "miss":  # the hot path: reads that match nothing
             payloads["nomatch"] = [pair for pair, f in zip(pairs, found, strict=True) if not f]
@@ -403,8 +403,8 @@ async def match_stage(
             run()  # warm-up
             rows.append(_row(variant, category, len(pairs), *_median_us(run, len(pairs), repeats)))
         rows.append(_row("stage_batch", category, len(pairs), *await _stage_batch_us(stage, pairs, repeats)))
-        no_ocr_us = await _stage_batch_us(no_ocr, pairs, repeats)
-        rows.append(_row("stage_batch_no_ocr", category, len(pairs), *no_ocr_us))
+        all_us = await _stage_batch_us(all_kinds, pairs, repeats)
+        rows.append(_row("stage_batch_all_kinds", category, len(pairs), *all_us))
     misses = [value for _, value in payloads["nomatch"]]
     if misses:
         runs = []
@@ -425,7 +425,7 @@ async def match_stage(
         matched_share=matched,
         matched_share_across_provinces=matched_across,
         hit_share=hit,
-        hit_share_no_ocr=hit_no_ocr,
+        hit_share_all_kinds=hit_all,
         match_kinds=kinds,
         rows=tuple(rows),
     )
