@@ -333,7 +333,7 @@ def _row(variant: str, category: str, n: int, median_us: float, runs: tuple[floa
 
 
 async def match_stage(
-    entries: int = 1_000_000, *, reads: int = 20_000, repeats: int = 5, seed: int = 4
+    entries: int = 1_000_000, *, reads: int = 20_000, repeats: int = 7, seed: int = 4
 ) -> MatchFigures:
     """Time the match stage's parts per read on ``reads`` pre-generated records per category.
 

@@ -162,7 +162,7 @@ def render(f: dict[str, Any], *, quick: bool = False) -> str:
         "",
         f"## (b) The match stage in process, {match['entries']:,} watch entries",
         "",
-        "µs per read, median of 5 passes, the default match settings. `nomatch`: reads that match nothing",
+        f"µs per read, median of {len(match['rows'][0]['runs_us'])} passes, the default match settings. `nomatch`: reads that match nothing",
         "(the hot path); `stream`: the default mix (0.1 % watched, OCR noise); `exact` / `fuzzy`: reads of",
         "watched vehicles, read right / with a confusion, a misread or a missing province. `stage_batch` is",
         "the production code, `MatchStage.match_batch` on consumer records, 2,000 a batch, metrics included",
