@@ -1,4 +1,4 @@
-"""The hit of a sighting and an entry: its id (stable across versions) and its construction."""
+"""The hit of a sighting and an entry: its id (stable across versions) and its wire form."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_the_hit_id_is_the_uuid5_of_sighting_and_entry(sighting_id: str) -> None
     assert hit_id_for(sighting_id, entry_id).version == 5
 
 
-def test_a_constructed_hit_is_what_validation_makes_of_it() -> None:
+def test_a_hit_survives_its_dump_and_its_json() -> None:
     watched = entry("浙JD80123")
     sighting = new_sighting(
         sighting_id="s-1",
