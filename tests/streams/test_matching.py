@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from streams.matching import MatchKind, WatchIndex
-from streams.plates import PlateError, parse_plate, read_plate, skeleton_key
+from streams.plates import Plate, PlateError, parse_plate, read_plate, skeleton_key
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 from streams.watchlist import WatchEntry
 
@@ -168,24 +168,25 @@ def test_the_skeleton_key_of_a_record_key_is_the_parsed_reads_skeleton(read: str
 _CONFUSED = st.sampled_from("0ODQ1IL78B5S2Z6GAJKX")
 
 
-@given(
-    serial=st.text(_CONFUSED, min_size=5, max_size=5),
-    misread=st.lists(st.tuples(st.integers(0, 4), _CONFUSED), max_size=3),
-    province=st.sampled_from(["浙", "苏", "粤", ""]),
-    across=st.booleans(),
-)
-def test_a_read_the_key_rules_out_never_matches(
-    serial: str, misread: list[tuple[int, str]], province: str, across: bool
-) -> None:
+@st.composite
+def _watched_and_read(draw: st.DrawFn, provinces: list[str]) -> tuple[Plate, Plate]:
+    """A watched 浙J plate and a camera's read of it: up to three characters confused, some province."""
+    serial = draw(st.text(_CONFUSED, min_size=5, max_size=5))
     watched = parse_plate("浙J" + serial.replace("O", "0").replace("I", "1"))
     chars = list(watched.text[2:])
-    for position, ch in misread:
+    for position, ch in draw(st.lists(st.tuples(st.integers(0, 4), _CONFUSED), max_size=3)):
         chars[position] = ch
     try:
-        read = read_plate(province + "J" + "".join(chars))
+        read = read_plate(draw(st.sampled_from(provinces)) + "J" + "".join(chars))
     except PlateError:
         assume(False)
         raise
+    return watched, read
+
+
+@given(plates=_watched_and_read(["浙", "苏", "粤", ""]), across=st.booleans())
+def test_a_read_the_key_rules_out_never_matches(plates: tuple[Plate, Plate], across: bool) -> None:
+    watched, read = plates
     index = WatchIndex()
     index.apply(entry(watched.text))
     may = index.may_match(skeleton_key(read.text.encode()), across_provinces=across)
@@ -197,24 +198,9 @@ def test_a_read_the_key_rules_out_never_matches(
         assert may, f"{read.text} matches {watched.text} but its key rules it out"
 
 
-@given(
-    serial=st.text(_CONFUSED, min_size=5, max_size=5),
-    misread=st.lists(st.tuples(st.integers(0, 4), _CONFUSED), max_size=3),
-    province=st.sampled_from(["浙", "苏", "粤", "", "使"]),
-    across=st.booleans(),
-)
-def test_a_read_its_plate_rules_out_has_only_ocr_matches(
-    serial: str, misread: list[tuple[int, str]], province: str, across: bool
-) -> None:
-    watched = parse_plate("浙J" + serial.replace("O", "0").replace("I", "1"))
-    chars = list(watched.text[2:])
-    for position, ch in misread:
-        chars[position] = ch
-    try:
-        read = read_plate(province + "J" + "".join(chars))
-    except PlateError:
-        assume(False)
-        raise
+@given(plates=_watched_and_read(["浙", "苏", "粤", "", "使"]), across=st.booleans())
+def test_a_read_its_plate_rules_out_has_only_ocr_matches(plates: tuple[Plate, Plate], across: bool) -> None:
+    watched, read = plates
     index = WatchIndex()
     index.apply(entry(watched.text))
     index.apply(entry("使014578"))
