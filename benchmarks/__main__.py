@@ -85,7 +85,9 @@ async def run(sizes: Sizes, runs: int) -> dict[str, Any]:
     print("(a) bare consumer", flush=True)
     figures["bare"] = await _runs(runs, "bare", lambda: limits.bare_consumer(sizes.bare_reads))
     print("(b) match stage in process", flush=True)
-    figures["match"] = await limits.match_stage(sizes.match_entries, reads=sizes.match_reads)
+    figures["match"] = await _runs(
+        runs, "match stage", lambda: limits.match_stage(sizes.match_entries, reads=sizes.match_reads)
+    )
     print("(c) worker throughput, faust then batch engine", flush=True)
     datasets = {
         "faust": pipeline.dataset(sizes.faust_reads, watchlist=sizes.throughput_watchlist),
