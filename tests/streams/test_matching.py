@@ -146,6 +146,12 @@ def test_remove_keeps_other_entries_under_the_same_key() -> None:
     assert kinds(index, "浙J12345") == [("province", 0.9)]
     index.remove(uuid.uuid4())  # unknown id: nothing happens
     assert len(index) == 1
+    key = skeleton_key("浙J12345".encode())
+    assert not index.may_match(key, across_provinces=False)  # 浙J12345's own keys went with it
+    assert index.may_match(key, across_provinces=True)  # the tail key 苏J12345 shares stayed
+    index.remove(b.entry_id)
+    assert not index.may_match(key, across_provinces=True)
+    assert not index.skeleton_keys
 
 
 def test_soft_seal_and_locate_entries_still_match() -> None:
