@@ -3,7 +3,7 @@
 Per record it looks the key up first: a sightings record is keyed by the read's normalized plate (the
 connectors, the only writers of ``plate.sightings``, key it so), and the plate's confusion skeleton, a
 byte translation of the key (:func:`~streams.plates.skeleton_key`), rules out almost every read with one
-dictionary lookup (:meth:`WatchIndex.may_match`). Such a read is counted and nothing else: its value is
+set lookup (:meth:`WatchIndex.may_match`). Such a read is counted and nothing else: its value is
 never decoded. When the configuration makes no hit of the OCR kinds, a read only they could match is
 ruled out by its plate as well (:meth:`WatchIndex.may_match_by_plate`): with a million entries those are
 most of the reads the skeleton lets through (docs/performance.md). Any other read (a possible match, a
