@@ -135,11 +135,19 @@ def worker() -> None:
     """Run a matcher worker: sightings in, hits out. Serves /metrics.
 
     The engine is SEIZEWATCH_MATCH_ENGINE: batch (aiokafka, the default) or faust (the previous one).
+    The worker first re-executes itself with glibc's transparent huge pages on, unless GLIBC_TUNABLES
+    names glibc.malloc.hugetlb already (streams/hugepages.py; `glibc.malloc.hugetlb=0` keeps 4 KiB pages).
     """
+    from streams.hugepages import huge_pages_bytes, reexec_with_huge_pages
+
+    reexec_with_huge_pages()
+
     from prometheus_client import start_http_server
 
+    from streams import metrics
     from streams.topics import HITS, SIGHTINGS, SIGHTINGS_DLQ, WATCHLIST_CHANGES, missing_topics
 
+    metrics.WORKER_HUGE_PAGES.set_function(huge_pages_bytes)
     settings = settings_from_env()
     missing = asyncio.run(missing_topics(settings.kafka, [SIGHTINGS, SIGHTINGS_DLQ, WATCHLIST_CHANGES, HITS]))
     if missing:

@@ -1,8 +1,9 @@
 """The one settings object of a process, composed from each package's piece.
 
-Only this module's :meth:`Settings.from_env` reads the environment; everything else receives the frozen
-object (or the piece it needs). A bad value stops start-up with the variable's name. Every variable is
-documented in ``docs/configuration.md``.
+Only this module's :meth:`Settings.from_env` reads seizewatch's environment; everything else receives
+the frozen object (or the piece it needs). (glibc's ``GLIBC_TUNABLES`` is looked at by the worker's
+re-execution onto huge pages, :mod:`streams.hugepages`.) A bad value stops start-up with the variable's
+name. Every variable is documented in ``docs/configuration.md``.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ STAGE_RETRIES = Counter(
     "Attempts retried because Kafka or PostgreSQL failed (the event is held, never skipped).",
     ["stage"],
 )
+WORKER_HUGE_PAGES = Gauge(
+    "seizewatch_worker_huge_pages_bytes",
+    "Memory of this matcher worker on transparent huge pages (AnonHugePages; streams/hugepages.py). With a"
+    " large watchlist, 0 means the index's tables are on 4 KiB pages and the per-read check is slower.",
+)
 WATCHLIST_ENTRIES = Gauge("seizewatch_watchlist_entries", "Active watch entries in this worker's index.")
 WATCHLIST_CHANGES = Counter(
     "seizewatch_watchlist_changes_applied_total", "Watchlist change records applied to the index.", ["change"]

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from streams import metrics
 from streams.errors import InvalidInput
+from streams.hugepages import huge_pages_bytes
 from streams.matching import WatchIndex
 from streams.settings import KafkaSettings
 from streams.topics import WATCHLIST_CHANGES, wait_for_assignment
@@ -59,7 +60,10 @@ class WatchlistFollower:
                     gc.freeze()
                     self.caught_up.set()
                     metrics.WATCHLIST_CAUGHT_UP.set(1)
-                    log.info("watchlist caught up: %d active entries", len(self.index))
+                    log.info(
+                        "watchlist caught up: %d active entries; %.0f MiB of the worker on huge pages",
+                        len(self.index), huge_pages_bytes() / 2**20,
+                    )  # fmt: skip
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
                 changes: Counter[str] = Counter()
                 for records in batch.values():

@@ -122,3 +122,23 @@ async def test_a_worker_killed_mid_stream_loses_no_hit_and_makes_none_twice(
     finally:
         await conn.close()
         stop_process(worker)
+
+
+def _procfs(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+async def test_the_worker_runs_on_huge_pages_as_the_same_process(worker: Process) -> None:
+    """It re-executed itself with glibc's tunable (streams/hugepages.py): same PID, the tunable set."""
+    environ = (_procfs(f"/proc/{worker.process.pid}/environ") or b"").split(b"\0")
+    assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ
+    assert b"SEIZEWATCH_HUGE_PAGES_REEXECUTED=1" in environ
+    thp = (_procfs("/sys/kernel/mm/transparent_hugepage/enabled") or b"[never]").decode()
+    huge = (await worker.metrics())["seizewatch_worker_huge_pages_bytes"]
+    if "[never]" in thp:
+        assert huge == 0
+    else:
+        assert huge > 0, f"the kernel gives huge pages on request ({thp.strip()}), the worker has none"
