@@ -1,13 +1,17 @@
 """``python -m benchmarks``: every measurement of the performance issue in one run, written to a report.
 
 Runs, in this order, on the local Kafka and PostgreSQL (``seizewatch services up`` first): the machine;
-(a) the bare aiokafka consumer; (b) the match stage in process with a 1M-entry index; (c) the worker's
+(a) the bare aiokafka consumer; (b) the match stage in process with a 1M-entry index, and once on 4 KiB
+pages beside huge pages (child processes); (c) the worker's
 sustained throughput, faust engine and batch engine side by side, and the read → SMS latency through
 ingest, worker and pager with the worker at half the batch worker's rate (a lot posting through ingest,
 the rest produced straight to the topic); (d) a worker's memory and cold start with
 1M watch entries; (e) 1, 2 and 4 batch workers on one topic. Every figure is the median of ``--runs``
 runs; the ratios are taken between figures of this one run. The report goes to ``docs/benchmarks.md``
 and the raw figures to ``var/bench/results.json``.
+
+The harness re-executes itself with glibc's transparent huge pages on, as ``seizewatch worker`` does
+(streams/hugepages.py), so that (a) and (b) run on the pages a worker runs on.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks import coldstart, latency, limits, machine, pipeline, report
+from benchmarks import coldstart, latency, limits, machine, pages, pipeline, report
+from streams.hugepages import reexec_with_huge_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 # Reads/s the parking lot posts through one ingest process in (c); the rest of half the worker's rate is
@@ -88,6 +93,8 @@ async def run(sizes: Sizes, runs: int) -> dict[str, Any]:
     figures["match"] = await _runs(
         runs, "match stage", lambda: limits.match_stage(sizes.match_entries, reads=sizes.match_reads)
     )
+    print("(b) the match stage on 4 KiB pages and on huge pages, child processes side by side", flush=True)
+    figures["pages"] = await pages.side_by_side(sizes.match_entries, sizes.match_reads)
     print("(c) worker throughput, faust then batch engine", flush=True)
     datasets = {
         "faust": pipeline.dataset(sizes.faust_reads, watchlist=sizes.throughput_watchlist),
@@ -140,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json")
     parser.add_argument("--render", action="store_true", help="measure nothing: rewrite --out from --json")
     args = parser.parse_args(argv)
+    if not args.render:
+        reexec_with_huge_pages()  # as the worker does: (a) and (b) on the pages it runs on
     if args.render:
         figures = json.loads(args.json.read_text(encoding="utf-8"))
         args.out.write_text(report.render(figures, quick=args.quick), encoding="utf-8")

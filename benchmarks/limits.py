@@ -56,6 +56,8 @@ __all__ = [
     "bare_consumer",
     "build_index",
     "match_stage",
+    "payloads_by_category",
+    "stage_batch_us",
     "watchlist_load",
     "worker_memory_and_cold_start",
 ]
@@ -228,7 +230,7 @@ def build_index(entries: int) -> tuple[WatchIndex, list[str], float, float]:
     return index, plates, build_s, (infra.own_rss_bytes() - before) / 2**20
 
 
-def _payloads(plates: Sequence[str], reads: int, seed: int, now: datetime) -> dict[str, Pairs]:
+def payloads_by_category(plates: Sequence[str], reads: int, seed: int, now: datetime) -> dict[str, Pairs]:
     rng = random.Random(seed)  # noqa: S311  # reproducible load, not secrets
     watched = rng.sample(list(plates), min(10_000, len(plates)))
 
@@ -305,7 +307,7 @@ def _loops(index: WatchIndex, pairs: Pairs) -> dict[str, Callable[[], None]]:
     }
 
 
-async def _stage_batch_us(stage: MatchStage, pairs: Pairs, repeats: int) -> tuple[float, tuple[float, ...]]:
+async def stage_batch_us(stage: MatchStage, pairs: Pairs, repeats: int) -> tuple[float, tuple[float, ...]]:
     """µs per read of ``MatchStage.match_batch`` (the production code, metrics included) over ``pairs``
     as consumer records in batches of :data:`BATCH`; the median of ``repeats`` passes after a warm-up."""
     records = _records(pairs)
@@ -360,7 +362,7 @@ async def match_stage(
     full_gc_s = time.perf_counter() - started
     tracked = len(gc.get_objects())
     gc.freeze()  # as the worker does once its index is loaded (streams/watchsync.py)
-    payloads = _payloads(plates, reads, seed, datetime.now(UTC))
+    payloads = payloads_by_category(plates, reads, seed, datetime.now(UTC))
     del plates
     rows: list[StageRow] = []
     matched: dict[str, float] = {}
@@ -402,8 +404,8 @@ async def match_stage(
         for variant, run in _loops(index, pairs).items():
             run()  # warm-up
             rows.append(_row(variant, category, len(pairs), *_median_us(run, len(pairs), repeats)))
-        rows.append(_row("stage_batch", category, len(pairs), *await _stage_batch_us(stage, pairs, repeats)))
-        all_us = await _stage_batch_us(all_kinds, pairs, repeats)
+        rows.append(_row("stage_batch", category, len(pairs), *await stage_batch_us(stage, pairs, repeats)))
+        all_us = await stage_batch_us(all_kinds, pairs, repeats)
         rows.append(_row("stage_batch_all_kinds", category, len(pairs), *all_us))
     misses = [value for _, value in payloads["nomatch"]]
     if misses:

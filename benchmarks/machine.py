@@ -41,6 +41,9 @@ class Machine:
     git_commit: str
     git_dirty: bool  # uncommitted changes in tracked files
     taken_at: str  # UTC, ISO 8601
+    # /sys/kernel/mm/transparent_hugepage/enabled (the bracketed choice), "unknown" off Linux
+    transparent_hugepage: str = "unknown"
+    glibc_tunables: str = ""  # GLIBC_TUNABLES of the harness (it re-executes itself as a worker does)
 
 
 def _cpu_model() -> str:
@@ -122,4 +125,15 @@ def describe() -> Machine:
         git_commit=_git("rev-parse", "HEAD") or "unknown",
         git_dirty=bool(_git("status", "--porcelain", "--untracked-files=no")),
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        transparent_hugepage=_transparent_hugepage(),
+        glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
     )
+
+
+def _transparent_hugepage() -> str:
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else text.strip()

@@ -112,7 +112,46 @@ def _machine(m: dict[str, Any]) -> list[str]:
         f"- Python {m['python']}; {packages}",
         f"- Kafka broker {m['kafka_broker']} (KRaft, one node, loopback); PostgreSQL from Debian's packages",
         f"- Code: commit {m['git_commit'][:12]}{dirty}; taken {m['taken_at']}",
+        f"- Transparent huge pages: `{m.get('transparent_hugepage', 'unknown')}`; the harness with "
+        f"`GLIBC_TUNABLES={m.get('glibc_tunables') or '(unset)'}`, every worker with its own re-execution"
+        " (streams/hugepages.py)",
     ]
+
+
+def _pages(f: dict[str, Any]) -> list[str]:
+    """(b) on 4 KiB pages beside huge pages: one row per child process, then the ratio of the medians."""
+    figures = f.get("pages")
+    if not figures:
+        return []  # results of a run before this measurement existed
+    runs = figures["runs"]
+
+    def median(pages: str, name: str) -> float:
+        return float(statistics.median(r[name] for r in runs if r["pages"] == pages))
+
+    lines = [
+        "### The same on 4 KiB pages and on huge pages",
+        "",
+        f"`stage_batch` in child processes, alternately, each building the same {figures['entries']:,}-entry"
+        f" index and timing the same reads (median of {figures['passes']} passes): `glibc.malloc.hugetlb=0`",
+        "(4 KiB pages, as before the worker re-executed itself) and `=1` (what the worker runs with).",
+        "",
+        "| run | pages | stream µs | nomatch µs | on huge pages MiB | RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {r['pages']} | {r['stream_us']:.2f} | {r['nomatch_us']:.2f} | {r['huge_pages_mib']:,.0f} |"
+            f" {r['rss_mib']:,.0f} |"
+        )
+    ratio = median("huge", "stream_us") / median("4k", "stream_us")
+    ratio_miss = median("huge", "nomatch_us") / median("4k", "nomatch_us")
+    lines += [
+        "",
+        f"On huge pages the default mix costs {ratio:.2f}× and the hot path {ratio_miss:.2f}× what they cost on"
+        " 4 KiB pages (medians of the rows above).",
+        "",
+    ]
+    return lines
 
 
 def _match_table(match: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
@@ -222,6 +261,7 @@ def render(f: dict[str, Any], *, quick: bool = False) -> str:
         + ", ".join(f"{k} {v:.1%}" for k, v in match.get("matched_share_across_provinces", {}).items())
         + ".",
         "",
+        *_pages(f),
         "## (c) The whole pipeline",
         "",
         f"One worker process draining reads produced beforehand, a watchlist of "
