@@ -43,7 +43,7 @@ class Machine:
     taken_at: str  # UTC, ISO 8601
     # /sys/kernel/mm/transparent_hugepage/enabled (the bracketed choice), "unknown" off Linux
     transparent_hugepage: str = "unknown"
-    glibc_tunables: str = ""  # GLIBC_TUNABLES of the harness (it re-executes itself as a worker does)
+    glibc_tunables: str = ""  # GLIBC_TUNABLES the harness started with (it re-executes as a worker does)
 
 
 def _cpu_model() -> str:
@@ -126,8 +126,20 @@ def describe() -> Machine:
         git_dirty=bool(_git("status", "--porcelain", "--untracked-files=no")),
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
         transparent_hugepage=_transparent_hugepage(),
-        glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
+        glibc_tunables=_started_with("GLIBC_TUNABLES"),
     )
+
+
+def _started_with(name: str) -> str:
+    """The variable as this process was started with it (/proc/self/environ: later changes not seen)."""
+    try:
+        for item in Path("/proc/self/environ").read_bytes().split(b"\0"):
+            key, _, value = item.partition(b"=")
+            if key.decode(errors="replace") == name:
+                return value.decode(errors="replace")
+    except OSError:
+        pass
+    return os.environ.get(name, "")
 
 
 def _transparent_hugepage() -> str:

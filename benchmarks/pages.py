@@ -28,13 +28,13 @@ from benchmarks.infra import own_rss_bytes
 from benchmarks.limits import build_index, payloads_by_category, stage_batch_us
 from benchmarks.support import ROOT
 from streams.events import decode_sighting
-from streams.hugepages import TUNABLE, huge_pages_bytes
+from streams.hugepages import REEXECUTED, huge_pages_bytes, with_tunable
 from streams.matcher import MatchStage
 from streams.plates import read_plate
 from streams.settings import KafkaSettings, MatchSettings
 from streams.vehicles import PlateColour
 
-SETTINGS = {"4k": f"{TUNABLE}=0", "huge": f"{TUNABLE}=1"}
+SETTINGS = {"4k": "0", "huge": "1"}  # glibc.malloc.hugetlb
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,13 @@ async def _child(entries: int, reads: int, passes: int) -> dict[str, float]:
     return figures
 
 
-async def side_by_side(entries: int, reads: int, *, alternations: int = 2, passes: int = 15) -> PagesFigures:
+async def side_by_side(entries: int, reads: int, *, alternations: int = 3, passes: int = 15) -> PagesFigures:
     """``alternations`` pairs of child processes, 4 KiB pages then huge pages, on the same index and reads."""
     runs: list[PagesRun] = []
     for _ in range(alternations):
         for pages, tunable in SETTINGS.items():
-            env = {**os.environ, "GLIBC_TUNABLES": tunable}
+            env = {k: v for k, v in os.environ.items() if k != REEXECUTED}
+            env["GLIBC_TUNABLES"] = with_tunable(env.get("GLIBC_TUNABLES", ""), tunable)  # others kept
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.pages", "--entries", str(entries), "--reads", str(reads),
                 "--passes", str(passes), env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,

@@ -112,9 +112,15 @@ def _machine(m: dict[str, Any]) -> list[str]:
         f"- Python {m['python']}; {packages}",
         f"- Kafka broker {m['kafka_broker']} (KRaft, one node, loopback); PostgreSQL from Debian's packages",
         f"- Code: commit {m['git_commit'][:12]}{dirty}; taken {m['taken_at']}",
-        f"- Transparent huge pages: `{m.get('transparent_hugepage', 'unknown')}`; the harness with "
-        f"`GLIBC_TUNABLES={m.get('glibc_tunables') or '(unset)'}`, every worker with its own re-execution"
-        " (streams/hugepages.py)",
+        *(
+            [
+                f"- Transparent huge pages: `{m['transparent_hugepage']}`; the harness started with "
+                f"`GLIBC_TUNABLES={m.get('glibc_tunables') or '(unset)'}` (as a worker re-executes itself,"
+                " streams/hugepages.py); the processes it starts with the environment it was given"
+            ]
+            if "transparent_hugepage" in m
+            else []  # a run from before the worker ran on huge pages
+        ),
     ]
 
 
@@ -133,7 +139,16 @@ def _pages(f: dict[str, Any]) -> list[str]:
         "",
         f"`stage_batch` in child processes, alternately, each building the same {figures['entries']:,}-entry"
         f" index and timing the same reads (median of {figures['passes']} passes): `glibc.malloc.hugetlb=0`",
-        "(4 KiB pages, as before the worker re-executed itself) and `=1` (what the worker runs with).",
+        "(`4k`: as before the worker re-executed itself) and `=1` (`huge`: what the worker runs with).",
+        *(
+            []
+            if f["machine"].get("transparent_hugepage") == "madvise"
+            else [
+                f"With transparent_hugepage `{f['machine'].get('transparent_hugepage')}` the kernel does not"
+                " follow the tunable alone (`always`: huge pages for both; `never`: for neither): read the"
+                " huge-page column."
+            ]
+        ),
         "",
         "| run | pages | stream µs | nomatch µs | on huge pages MiB | RSS MiB |",
         "|---|---|---|---|---|---|",
@@ -143,12 +158,18 @@ def _pages(f: dict[str, Any]) -> list[str]:
             f"| {i} | {r['pages']} | {r['stream_us']:.2f} | {r['nomatch_us']:.2f} | {r['huge_pages_mib']:,.0f} |"
             f" {r['rss_mib']:,.0f} |"
         )
-    ratio = median("huge", "stream_us") / median("4k", "stream_us")
-    ratio_miss = median("huge", "nomatch_us") / median("4k", "nomatch_us")
+    pairs = list(zip(runs[0::2], runs[1::2], strict=False))  # run in pairs: 4k, then huge
+
+    def ratios(name: str) -> str:
+        values = sorted(huge[name] / small[name] for small, huge in pairs if small[name])
+        return ", ".join(f"{v:.2f}×" for v in values)
+
     lines += [
         "",
-        f"On huge pages the default mix costs {ratio:.2f}× and the hot path {ratio_miss:.2f}× what they cost on"
-        " 4 KiB pages (medians of the rows above).",
+        f"Huge pages against 4 KiB pages, pair by pair: the default mix {ratios('stream_us')}, the hot path"
+        f" {ratios('nomatch_us')}; medians {median('huge', 'stream_us'):.2f} against"
+        f" {median('4k', 'stream_us'):.2f} µs and {median('huge', 'nomatch_us'):.2f} against"
+        f" {median('4k', 'nomatch_us'):.2f} µs.",
         "",
     ]
     return lines
