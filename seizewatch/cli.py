@@ -135,8 +135,8 @@ def worker() -> None:
     """Run a matcher worker: sightings in, hits out. Serves /metrics.
 
     The engine is SEIZEWATCH_MATCH_ENGINE: batch (aiokafka, the default) or faust (the previous one).
-    The worker first re-executes itself with glibc's transparent huge pages on, unless GLIBC_TUNABLES
-    names glibc.malloc.hugetlb already (streams/hugepages.py; `glibc.malloc.hugetlb=0` keeps 4 KiB pages).
+    On glibc it first re-executes itself with transparent huge pages asked for, unless GLIBC_TUNABLES
+    names glibc.malloc.hugetlb already (`glibc.malloc.hugetlb=0` opts out; streams/hugepages.py).
     """
     from streams.hugepages import huge_pages_bytes, reexec_with_huge_pages
 

@@ -3,8 +3,9 @@
 Almost every read costs one lookup at a random place in a set table of some 64 MB at a million entries
 (the per-read check of :mod:`streams.matcher`). On 4 KiB pages that table spans 16,000 pages, far more
 than the processor's TLB holds, so most lookups also walk the page tables; on 2 MiB pages, 32. Side by
-side on the benchmark machine the match stage's cost per read fell to 0.6–0.85× on the default mix and
-to 0.3–0.7× on reads matching nothing (docs/performance.md), the memory unchanged.
+side on the benchmark machine the match stage's cost per read fell to 0.6–0.9× on the default mix and
+to 0.3–0.95× on reads matching nothing in most pairs of runs (docs/performance.md), the memory
+unchanged; this machine's noise is at times as large.
 
 CPython allocates large objects (a dict's or a set's table) with ``malloc``, and glibc (2.35 and later)
 asks the kernel for huge pages for its heap when the tunable ``glibc.malloc.hugetlb=1`` is set; glibc
