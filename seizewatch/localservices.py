@@ -151,6 +151,18 @@ def _listening(address: _Address) -> bool:
         return False
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 unpadded, as Kafka's ``Uuid`` prints one.
+
+    Never one starting with "-", which ``kafka-storage format -t`` would take for an option (one draw in
+    64; Kafka's own ``Uuid.randomUuid`` skips those too).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         with path.open("rb") as file:
@@ -396,8 +408,8 @@ class LocalServices:
         if (self._kafka_dir / "data" / "meta.properties").exists():
             return
         id_file = self._kafka_dir / "cluster-id"
-        if not id_file.exists():
-            id_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode() + "\n")
+        if not id_file.exists() or id_file.read_text().startswith("-"):  # one an older version wrote
+            id_file.write_text(new_cluster_id() + "\n")
         cluster_id = id_file.read_text().strip()
         log.info("kafka: formatting the storage in %s (cluster id %s)", self._kafka_dir / "data", cluster_id)
         # No --standalone: the quorum is the static controller.quorum.voters of server.properties.
