@@ -21,7 +21,15 @@ from seizewatch.settings import LocalServicesSettings
 
 __all__ = ["Machine", "describe"]
 
-_PACKAGES = ("faust-streaming", "aiokafka", "orjson", "pydantic", "pydantic-core", "prometheus-client")
+_PACKAGES = (
+    "faust-streaming",
+    "aiokafka",
+    "orjson",
+    "msgspec",
+    "pydantic",
+    "pydantic-core",
+    "prometheus-client",
+)
 
 
 @dataclass(frozen=True)

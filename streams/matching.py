@@ -58,6 +58,16 @@ def _as_tuple(held: _Held | None) -> tuple[WatchEntry, ...]:
     return held if isinstance(held, tuple) else (held,)
 
 
+def _add(table: dict[Any, _Held], key: str | bytes, entry: WatchEntry) -> None:
+    held = table.get(key)
+    if held is None:
+        table[key] = entry
+    elif isinstance(held, tuple):
+        table[key] = (*held, entry)
+    else:
+        table[key] = (held, entry)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     entry: WatchEntry
@@ -100,22 +110,30 @@ class WatchIndex:
         A state older than the indexed one (lower version) is ignored, so a replayed or reordered change
         never resurrects a released entry.
         """
-        current = self._entries.get(entry.entry_id)
-        if current is not None and current.version > entry.version:
+        # A worker applies its whole watchlist before it may match (a million entries at province scale),
+        # so this is written for the common case, a new entry: one lookup by id (a UUID's hash is Python),
+        # no removal, its keys added inline.
+        entries = self._entries
+        entry_id = entry.entry_id
+        current = entries.get(entry_id)
+        if current is not None:
+            if current.version > entry.version:
+                return
+            self.remove(entry_id)
+        if entry.status.value != "active":
             return
-        self.remove(entry.entry_id)
-        if entry.status.value == "active":
-            self._entries[entry.entry_id] = entry
-            for table, key in self._keyed(entry):
-                held = table.get(key)
-                if held is None:
-                    table[key] = entry
-                elif isinstance(held, tuple):
-                    table[key] = (*held, entry)
-                else:
-                    table[key] = (held, entry)
-                if isinstance(key, bytes):  # a skeleton key (the others are str)
-                    self._skeleton_set.add(key)
+        entries[entry_id] = entry
+        plate = entry.plate
+        _add(self._exact, plate.text, entry)
+        _add(self._tail, plate.tail, entry)
+        skeletons, skeleton_set = self._skeletons, self._skeleton_set
+        key = plate.skeleton.encode()
+        _add(skeletons, key, entry)
+        skeleton_set.add(key)
+        if plate.province is not None:  # else (使 plates) the tail is the whole plate: one key, not two
+            key = plate.skeleton_tail.encode()
+            _add(skeletons, key, entry)
+            skeleton_set.add(key)
 
     def remove(self, entry_id: uuid.UUID) -> None:
         entry = self._entries.pop(entry_id, None)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, Final
 
-import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+import msgspec
+from msgspec import Meta
 
 from streams.errors import InvalidInput
 from streams.plates import Plate, parse_plate
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 
 WATCH_ENTRY_SCHEMA_VERSION = 1
+
+_Aware = Annotated[datetime, Meta(tz=True)]  # a time without its offset is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +45,14 @@ class WatchEntry:
         return self.valid_until is None or at < self.valid_until
 
 
-class WatchEntryV1(BaseModel):
-    """Wire form of a watch entry on ``watchlist.changes`` (key: entry id; tombstone: released/seized)."""
+class WatchEntryV1(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Wire form of a watch entry on ``watchlist.changes`` (key: entry id; tombstone: released/seized).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Strict JSON as :func:`encode_entry` writes it: an RFC 3339 time with its offset, a UUID in its
+    canonical text, an enum by its value, a JSON integer for the version; nothing coerced.
+    """
 
-    schema_version: int = Field(default=WATCH_ENTRY_SCHEMA_VERSION, ge=1, le=WATCH_ENTRY_SCHEMA_VERSION)
+    schema_version: Annotated[int, Meta(ge=1, le=WATCH_ENTRY_SCHEMA_VERSION)] = WATCH_ENTRY_SCHEMA_VERSION
     entry_id: uuid.UUID
     plate: str
     plate_colour: PlateColour
@@ -55,10 +61,10 @@ class WatchEntryV1(BaseModel):
     court: str
     action: Action
     priority: Priority
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime | None
+    valid_from: _Aware
+    valid_until: _Aware | None
     status: EntryStatus
-    version: int = Field(ge=1)
+    version: Annotated[int, Meta(ge=1)]
 
     def to_entry(self) -> WatchEntry:
         return WatchEntry(
@@ -71,7 +77,8 @@ class WatchEntryV1(BaseModel):
             action=self.action,
             priority=self.priority,
             # In UTC proper: a read's time, turned to UTC once, then compares with these without the
-            # offset arithmetic of two different tzinfo objects (a third of a match's cost).
+            # offset arithmetic of two different tzinfo objects (a third of a match's cost). A time the
+            # decoder read with "Z" is in UTC already and stays the same object.
             valid_from=self.valid_from.astimezone(UTC),
             valid_until=self.valid_until.astimezone(UTC) if self.valid_until is not None else None,
             status=self.status,
@@ -96,19 +103,35 @@ class WatchEntryV1(BaseModel):
         )
 
 
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODER: Final = msgspec.json.Decoder(WatchEntryV1)
+# Where msgspec's messages name the field: "… - at `$.version`", "Object missing required field `plate`".
+_FIELD: Final = re.compile(r"at `\$\.(\w+)|field `(\w+)`")
+
+
 def encode_entry(entry: WatchEntry) -> bytes:
-    return orjson.dumps(WatchEntryV1.from_entry(entry).model_dump(mode="json"))
+    """The change record's value of an active entry (what :func:`decode_entry` reads back)."""
+    return _ENCODER.encode(WatchEntryV1.from_entry(entry))
 
 
 def decode_entry(raw: bytes) -> WatchEntry:
     """Decode a change record's value.
 
+    A worker decodes every entry of the topic before it may match (a million at province scale): msgspec
+    validates and builds the wire form in C, three times faster than a pydantic model did
+    (docs/performance.md).
+
     Raises:
-        InvalidInput: the value is not a valid watch entry (the field is named).
+        InvalidInput: the value is not a valid watch entry (the field is named when one is at fault).
     """
     try:
-        return WatchEntryV1.model_validate_json(raw).to_entry()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidInput("invalid_watch_entry", first["msg"], field=field) from exc
+        return _DECODER.decode(raw).to_entry()
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        found = _FIELD.search(message)
+        field = (found.group(1) or found.group(2)) if found else None
+        raise InvalidInput("invalid_watch_entry", message, field=field) from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput("invalid_watch_entry", f"not a JSON object in UTF-8: {exc}") from exc
+    except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is a valid time with no UTC form
+        raise InvalidInput("invalid_watch_entry", f"a validity time out of range in UTC: {exc}") from exc

@@ -18,7 +18,7 @@ from streams.plates import PlateError, parse_plate
 from streams.topics import SEIZURE_REQUESTS, WATCHLIST_CHANGES
 from streams.traffic import SeizureRequestV1
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
-from streams.watchlist import WatchEntry, WatchEntryV1, encode_entry
+from streams.watchlist import WatchEntry, encode_entry
 
 OUTBOX_CHANNEL = "seizewatch_outbox"
 
@@ -88,7 +88,7 @@ async def _audit_and_publish(
     conn: Connection, record: EntryRecord, change: str, by: str, reason: str
 ) -> None:
     entry = record.entry
-    snapshot = orjson.dumps(WatchEntryV1.from_entry(entry).model_dump(mode="json")).decode()
+    snapshot = encode_entry(entry).decode()
     await conn.execute(
         "INSERT INTO watch_entry_history (entry_id, version, change, changed_by, reason, snapshot)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import Counter
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from streams import metrics
@@ -85,8 +86,8 @@ class WatchlistFollower:
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> str:
         """Apply one change record; return what it was: ``upserted``, ``removed`` or ``invalid``."""
         try:
-            entry_id = uuid.UUID(record.key.decode() if record.key else "")
-        except ValueError:
+            entry_id = msgspec.convert(record.key.decode() if record.key else "", uuid.UUID)
+        except (msgspec.ValidationError, UnicodeDecodeError):
             log.exception("watchlist change at offset %d has no valid entry id key; skipped", record.offset)
             return "invalid"
         if record.value is None:
@@ -96,6 +97,14 @@ class WatchlistFollower:
             entry = decode_entry(record.value)
         except InvalidInput:
             log.exception("watchlist change for %s at offset %d is invalid", entry_id, record.offset)
+            return "invalid"
+        if entry.entry_id != entry_id:
+            # Compaction keeps the last record per key and a release is a tombstone under the key: an
+            # entry filed under another id could never be removed. The producer keys by the entry's id.
+            log.error(
+                "watchlist change at offset %d is keyed %s but holds entry %s; skipped",
+                record.offset, entry_id, entry.entry_id,
+            )  # fmt: skip
             return "invalid"
         self.index.apply(entry)
         return "upserted"
