@@ -53,7 +53,17 @@ WORKER_HUGE_PAGES = Gauge(
 )
 WATCHLIST_ENTRIES = Gauge("seizewatch_watchlist_entries", "Active watch entries in this worker's index.")
 WATCHLIST_CHANGES = Counter(
-    "seizewatch_watchlist_changes_applied_total", "Watchlist change records applied to the index.", ["change"]
+    "seizewatch_watchlist_changes_applied_total",
+    "Watchlist change records read, by what they were: upserted, removed, or invalid (not applied: the"
+    " vehicle is not watched as the court filed it).",
+    ["change"],
+)
+for _change in ("upserted", "removed", "invalid"):
+    WATCHLIST_CHANGES.labels(_change)  # every outcome exported from the start, at 0
+WATCHLIST_REFUSED = Gauge(
+    "seizewatch_watchlist_refused_entries",
+    "Entry keys whose latest change this worker could not apply (invalid, keyed other than by its entry's"
+    " id, or no valid key): each a vehicle not watched as filed, or a release not applied.",
 )
 WATCHLIST_CAUGHT_UP = Gauge(
     "seizewatch_watchlist_caught_up", "1 once the index has read the whole changes topic, else 0."

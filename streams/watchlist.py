@@ -48,8 +48,10 @@ class WatchEntry:
 class WatchEntryV1(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Wire form of a watch entry on ``watchlist.changes`` (key: entry id; tombstone: released/seized).
 
-    Strict JSON as :func:`encode_entry` writes it: an RFC 3339 time with its offset, a UUID in its
-    canonical text, an enum by its value, a JSON integer for the version; nothing coerced.
+    Strict JSON as :func:`encode_entry` writes it: an RFC 3339 time with its offset, a UUID (hyphenated or
+    32 hex digits), an enum by its value, a JSON integer for the version; nothing coerced. Unlike the
+    pydantic model before it, a fraction of a second beyond microseconds is rounded, not truncated (our
+    encoder writes six digits at most).
     """
 
     schema_version: Annotated[int, Meta(ge=1, le=WATCH_ENTRY_SCHEMA_VERSION)] = WATCH_ENTRY_SCHEMA_VERSION
@@ -106,12 +108,33 @@ class WatchEntryV1(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(WatchEntryV1)
 # Where msgspec's messages name the field: "… - at `$.version`", "Object missing required field `plate`".
-_FIELD: Final = re.compile(r"at `\$\.(\w+)|field `(\w+)`")
+_AT: Final = re.compile(r" - at `\$\.(\w+)`$")
+_NAMED: Final = re.compile(r"field `(\w+)`")
+
+
+def _refused(exc: msgspec.ValidationError) -> InvalidInput:
+    message = str(exc)
+    if at := _AT.search(message):  # InvalidInput's str() starts with the field: not said twice
+        return InvalidInput("invalid_watch_entry", message[: at.start()], field=at.group(1))
+    named = _NAMED.search(message)
+    return InvalidInput("invalid_watch_entry", message, field=named.group(1) if named else None)
 
 
 def encode_entry(entry: WatchEntry) -> bytes:
-    """The change record's value of an active entry (what :func:`decode_entry` reads back)."""
-    return _ENCODER.encode(WatchEntryV1.from_entry(entry))
+    """The entry's wire form: an active entry's change record value, any entry's history snapshot.
+
+    Checked by decoding it back, as a struct is built without validation: what a worker would refuse
+    (a time without its offset, version 0) is refused here, in the transaction that would publish it.
+
+    Raises:
+        InvalidInput: the entry breaks the wire form's rules (the field is named).
+    """
+    raw = _ENCODER.encode(WatchEntryV1.from_entry(entry))
+    try:
+        _DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _refused(exc) from exc
+    return raw
 
 
 def decode_entry(raw: bytes) -> WatchEntry:
@@ -127,11 +150,10 @@ def decode_entry(raw: bytes) -> WatchEntry:
     try:
         return _DECODER.decode(raw).to_entry()
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        found = _FIELD.search(message)
-        field = (found.group(1) or found.group(2)) if found else None
-        raise InvalidInput("invalid_watch_entry", message, field=field) from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput("invalid_watch_entry", f"not a JSON object in UTF-8: {exc}") from exc
+        raise _refused(exc) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidInput("invalid_watch_entry", f"not JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("invalid_watch_entry", f"not UTF-8: {exc}") from exc
     except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is a valid time with no UTC form
         raise InvalidInput("invalid_watch_entry", f"a validity time out of range in UTC: {exc}") from exc

@@ -32,6 +32,9 @@ class WatchlistFollower:
         self._kafka = kafka
         self.index = index
         self.caught_up = asyncio.Event()
+        # Keys whose latest change could not be applied (the vehicle is not watched as filed; a release
+        # under a broken key leaves it watched): cleared by the next change under the same key that is.
+        self.refused: set[bytes] = set()
 
     async def run(self) -> None:
         """Follow the topic until cancelled."""
@@ -78,6 +81,7 @@ class WatchlistFollower:
                     if await consumer.position(tp) >= end[tp]:
                         pending.discard(tp)
                 metrics.WATCHLIST_ENTRIES.set(len(self.index))
+                metrics.WATCHLIST_REFUSED.set(len(self.refused))
         finally:
             gc.enable()
             metrics.WATCHLIST_CAUGHT_UP.set(0)
@@ -85,6 +89,14 @@ class WatchlistFollower:
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> str:
         """Apply one change record; return what it was: ``upserted``, ``removed`` or ``invalid``."""
+        change = self._change(record)
+        if change == "invalid":
+            self.refused.add(record.key or b"")
+        elif self.refused:
+            self.refused.discard(record.key or b"")
+        return change
+
+    def _change(self, record: ConsumerRecord[bytes, bytes]) -> str:
         try:
             entry_id = msgspec.convert(record.key.decode() if record.key else "", uuid.UUID)
         except (msgspec.ValidationError, UnicodeDecodeError):

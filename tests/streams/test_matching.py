@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import assume, given
@@ -231,3 +232,67 @@ def test_the_plate_check_lets_through_what_may_match_by_plate() -> None:
     assert [may("苏J12345"), may("苏J12345", across=True)] == [False, True]
     assert [may("浙J12346"), may("浙JL2345")] == [False, False]  # an ocr match at most
     assert index.may_match_by_plate(b"\xff\xfe", across_provinces=False)  # not UTF-8: the full path
+
+
+# A few ids and plates that share keys (浙J12345 / 苏J12345 share a tail, 浙J1234S / 浙J12345 a skeleton,
+# 使 plates have one skeleton key), applied and removed in any order, with any version and status.
+_IDS = [uuid.UUID(int=n) for n in range(1, 5)]
+_PLATES = ["浙J12345", "苏J12345", "浙J1234S", "浙JL2345", "使014578"]
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(_IDS),
+        st.sampled_from([*_PLATES, None]),  # None: a removal (tombstone)
+        st.integers(1, 4),
+        st.sampled_from([EntryStatus.ACTIVE, EntryStatus.ACTIVE, EntryStatus.RELEASED]),
+    ),
+    max_size=25,
+)
+
+
+@given(steps=_STEPS)
+def test_the_tables_hold_exactly_the_keys_of_the_live_entries(
+    steps: list[tuple[uuid.UUID, str | None, int, EntryStatus]],
+) -> None:
+    index = WatchIndex()
+    live: dict[uuid.UUID, WatchEntry] = {}  # the reference: latest state per id, active only
+    versions: dict[uuid.UUID, int] = {}
+    for entry_id, plate, version, status in steps:
+        if plate is None:
+            index.remove(entry_id)
+            live.pop(entry_id, None)
+            versions.pop(entry_id, None)
+            continue
+        e = entry(plate, entry_id=entry_id, version=version, status=status)
+        index.apply(e)
+        if entry_id in live and versions[entry_id] > version:
+            continue  # an older state than the indexed one: ignored
+        versions[entry_id] = version
+        if status is EntryStatus.ACTIVE:
+            live[entry_id] = e
+        else:
+            live.pop(entry_id, None)
+            versions.pop(entry_id, None)
+    expected: dict[tuple[str, object], list[WatchEntry]] = {}
+    for e in live.values():
+        p = e.plate
+        keys = [("exact", p.text), ("tail", p.tail), ("skeletons", p.skeleton.encode())]
+        if p.province is not None:
+            keys.append(("skeletons", p.skeleton_tail.encode()))
+        for key in keys:
+            expected.setdefault(key, []).append(e)
+    tables: dict[str, dict[Any, Any]] = {
+        "exact": index._exact,
+        "tail": index._tail,
+        "skeletons": index._skeletons,
+    }
+    found = {
+        (name, key): list(held) if isinstance(held, tuple) else [held]
+        for name, table in tables.items()
+        for key, held in table.items()
+    }
+    assert {k: sorted(v, key=str) for k, v in found.items()} == {
+        k: sorted(v, key=str) for k, v in expected.items()
+    }
+    assert all(len(held) == len(set(map(id, held))) for held in found.values())  # each entry once per key
+    assert index.skeleton_keys == {key for name, key in expected if name == "skeletons"}
+    assert {e.entry_id: e for e in index} == live

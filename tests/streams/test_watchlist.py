@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -16,7 +17,7 @@ from streams.plates import PlateError, parse_plate
 from streams.settings import KafkaSettings
 from streams.topics import WATCHLIST_CHANGES
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
-from streams.watchlist import WatchEntry, decode_entry, encode_entry
+from streams.watchlist import WatchEntry, WatchEntryV1, decode_entry, encode_entry
 from streams.watchsync import WatchlistFollower
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -74,7 +75,8 @@ def test_times_are_held_in_utc_whatever_offset_they_were_written_with() -> None:
     assert entry.valid_from.tzinfo is UTC  # the matcher compares these with a read's time in UTC
     assert entry.valid_until is not None
     assert entry.valid_until.tzinfo is UTC
-    assert decode_entry(encode_entry(ENTRY)).valid_from.tzinfo is UTC
+    wire = msgspec.json.decode(encode_entry(ENTRY), type=WatchEntryV1)
+    assert wire.to_entry().valid_from is wire.valid_from  # read with "Z": UTC already, not converted
 
 
 def test_the_court_name_is_shared_between_entries() -> None:
@@ -106,14 +108,28 @@ def test_a_broken_value_is_refused_naming_the_field(raw: bytes, field: str | Non
     assert caught.value.reason == "invalid_watch_entry"
     assert caught.value.field == field
     assert words in str(caught.value)
+    assert "`$." not in str(caught.value)  # the field is named at the start, not again at the end
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        (replace(ENTRY, valid_from=datetime(2025, 8, 7, 5, 4, 16)), "valid_from"),  # noqa: DTZ001  # no offset
+        (replace(ENTRY, version=0), "version"),
+    ],
+)
+def test_the_encoder_refuses_what_a_worker_would_refuse(entry: WatchEntry, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        encode_entry(entry)
+    assert caught.value.field == field
 
 
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
-        (b'{"entry_id": ', "JSON"),
-        (value()[:-1] + b"} trailing", "JSON"),
-        (value().replace("宝马".encode(), b"\xb1\xa6\xc2\xed"), "UTF-8"),  # GBK bytes: not ours to guess
+        (b'{"entry_id": ', "not JSON"),
+        (value()[:-1] + b"} trailing", "not JSON"),
+        (value().replace("宝马".encode(), b"\xb1\xa6\xc2\xed"), "not UTF-8"),  # GBK bytes: not ours to guess
         (value(valid_until="9999-12-31T23:59:59-01:00"), "out of range"),  # no UTC form
     ],
 )
@@ -166,6 +182,20 @@ def test_an_entry_filed_under_another_key_is_refused() -> None:
     other = str(uuid.uuid4()).encode()
     assert f._apply(record(other, encode_entry(ENTRY))) == "invalid"
     assert len(f.index) == 0
+    assert f.refused == {other}
+
+
+def test_a_refused_key_is_held_until_a_change_under_it_applies() -> None:
+    f = follower()
+    key = str(ENTRY.entry_id).encode()
+    assert f._apply(record(key, value(version=0))) == "invalid"
+    assert f._apply(record(b"not-a-key", None, 1)) == "invalid"  # a release nobody can apply
+    assert f.refused == {key, b"not-a-key"}
+    assert f._apply(record(key, encode_entry(ENTRY), 2)) == "upserted"
+    assert f.refused == {b"not-a-key"}
+    assert f._apply(record(key, value(status="lost"), 3)) == "invalid"
+    assert f._apply(record(key, None, 4)) == "removed"  # released: nothing left to watch
+    assert f.refused == {b"not-a-key"}
 
 
 def test_an_invalid_value_is_counted_and_leaves_the_index_alone() -> None:
@@ -174,3 +204,4 @@ def test_an_invalid_value_is_counted_and_leaves_the_index_alone() -> None:
     assert f._apply(record(key, encode_entry(ENTRY))) == "upserted"
     assert f._apply(record(key, value(version=0), 1)) == "invalid"
     assert f.index.get(ENTRY.entry_id) == ENTRY
+    assert f.refused == {key}
