@@ -63,6 +63,7 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     p99 = _median(f["latency"], "p99_s")
     asked = _median(f["latency"], "rate") + _median(f["latency"], "background_rate")
     carried = _median(f["latency"], "worker_rate")
+    half = _median(f["throughput_batch"], "reads_per_s") / 2  # what (c) asks the load for
     rss = _median(f["coldstart"], "rss_mib") * MIB
     caught = _median(f["coldstart"], "caught_up_s")
     return [
@@ -92,9 +93,12 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         ),
         (
             "p99 read → SMS handed over ≤ 1 s at half load",
-            f"{p99:.3f} s with the worker at {carried:,.0f} of {asked:,.0f} reads/s asked",
+            f"{p99:.3f} s at {asked:,.0f} reads/s offered, {asked / half / 2:.0%} of the worker's rate;"
+            f" the worker carried {carried:,.0f}",
             "≤ 1 s",
-            p99 <= 1.0 and carried >= 0.9 * asked,  # not shown unless the worker really carried the load
+            # Not shown unless the load offered was half the worker's rate (the machine may not make it
+            # beside the worker, broker, ingest and pager) and the worker really carried it.
+            p99 <= 1.0 and asked >= 0.9 * half and carried >= 0.9 * asked,
         ),
         ("1M-entry worker ≤ 1.5 GB RSS", f"{rss / GB:.2f} GB", "≤ 1.5 GB", rss <= 1.5 * GB),
         ("1M-entry worker caught up ≤ 30 s", f"{caught:.1f} s", "≤ 30 s", caught <= 30),
@@ -301,8 +305,9 @@ def render(f: dict[str, Any], *, quick: bool = False) -> str:
         f"{_median(f['throughput_batch'], 'per_worker') * _median(f['bare'], 'fetch_only_us_per_read') / 1e6:.0%}:"
         " it decodes only the reads their key does not rule out, so it can outrun a consumer that decodes all.",
         "",
-        f"Read → SMS handed to the provider with the worker at half the batch worker's rate "
-        f"({_median(f['latency'], 'rate') + _median(f['latency'], 'background_rate'):,.0f} reads/s): a parking lot",
+        "Read → SMS handed to the provider with the load asked for half the batch worker's rate "
+        f"({_median(f['throughput_batch'], 'reads_per_s') / 2:,.0f} reads/s; offered "
+        f"{_median(f['latency'], 'rate') + _median(f['latency'], 'background_rate'):,.0f}): a parking lot",
         f"posting {_median(f['latency'], 'rate'):,.0f} reads/s through `seizewatch ingest` (one process), the rest "
         "produced straight to `plate.sightings` by `benchmarks/load.py` (the province's other devices), one",
         "worker, `seizewatch pager` and the local Twilio-compatible server; latency over the lot's watched",
