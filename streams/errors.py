@@ -8,8 +8,13 @@ succeed, so no caller keeps a list of exception types::
     ├── ConfigurationError            a setting is missing or invalid (stops start-up)
     ├── InvalidInput                  input that can never be processed (names field and reason)
     │   ├── PlateError                not a Chinese plate (streams.plates)
-    │   └── EventError                a payload that cannot become a canonical event
+    │   ├── EventError                a payload that cannot become a canonical event
+    │   └── StoreRefused              PostgreSQL refused a statement for its data (a constraint)
+    ├── BrokerRefused                 Kafka refused a request retrying cannot fix (size, fenced)
     └── ServiceUnavailable (retriable) Kafka or PostgreSQL does not answer
+
+Errors of the drivers become these in one place, :func:`translate`, at the boundary: no loop keeps a
+list of asyncpg's or aiokafka's exception types of its own.
 """
 
 from __future__ import annotations
@@ -46,3 +51,70 @@ class ServiceUnavailable(SeizewatchError):
     """Kafka or PostgreSQL does not answer; trying later may work."""
 
     retriable = True
+
+
+class StoreRefused(InvalidInput):
+    """The system of record refused a statement for what it holds (a constraint, a value it cannot
+    store): the same statement fails again, so the record is dead-lettered, not retried."""
+
+    def __init__(self, message: str, *, sqlstate: str | None) -> None:
+        super().__init__("store_refused", message)
+        self.sqlstate = sqlstate
+
+
+class BrokerRefused(SeizewatchError):
+    """Kafka refused a request for a reason retrying does not fix (a record over the size limit, a
+    producer the broker fenced, an illegal state of the client)."""
+
+
+# SQLSTATE classes whose failures pass: connection (08), a transaction rolled back by a serialization
+# failure or deadlock (40), resources (53), operator intervention such as a shutdown (57), the system
+# (58); and a lock that could not be had (55P03). Everything else is about the statement or its data.
+_PG_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_PG_TRANSIENT_STATES = frozenset({"55P03"})
+
+
+def translate(exc: BaseException) -> SeizewatchError:
+    """The project's error for a failure at a boundary (asyncpg, aiokafka, the network), classified once.
+
+    Every loop that retries asks this, never a list of exception types of its own: a
+    :class:`ServiceUnavailable` (``retriable``) is tried again with backoff; anything else is not, and
+    the record it was about goes to a dead-letter topic with the reason.
+
+    Raises:
+        BaseException: ``exc`` itself when it is none of the boundary's failures (a bug: let it surface;
+            cancellation included).
+    """
+    # Imported here: the core's error module must stay importable without the drivers.
+    import asyncpg
+    from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+    if isinstance(exc, SeizewatchError):
+        return exc
+    translated: SeizewatchError
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
+            translated = ServiceUnavailable(f"PostgreSQL: {exc} ({state})")
+        else:
+            translated = StoreRefused(f"PostgreSQL refused it: {exc} ({state})", sqlstate=state or None)
+    elif isinstance(exc, asyncpg.InterfaceError | OSError | TimeoutError):
+        # asyncpg's InterfaceError: the connection went away under a query (ConnectionDoesNotExistError).
+        translated = ServiceUnavailable(f"{type(exc).__name__}: {exc}")
+    elif isinstance(exc, KafkaError):
+        if exc.retriable or isinstance(exc, KafkaTimeoutError):
+            translated = ServiceUnavailable(f"Kafka: {exc!r}")
+        else:
+            translated = BrokerRefused(f"Kafka refused it: {exc!r}")
+    else:
+        raise exc
+    translated.__cause__ = exc
+    return translated
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Whether trying the same operation again may succeed (see :func:`translate`); False for a bug."""
+    try:
+        return translate(exc).retriable
+    except Exception:  # noqa: BLE001  # translate re-raised it: a bug, never retriable
+        return False

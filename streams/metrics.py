@@ -74,3 +74,13 @@ WATCHLIST_LAST_CHANGE = Gauge(
 )
 OUTBOX_PUBLISHED = Counter("seizewatch_outbox_published_total", "Outbox rows published to Kafka.", ["topic"])
 OUTBOX_LEADER = Gauge("seizewatch_outbox_relay_leader", "1 while this process holds the outbox relay lock.")
+PROCESS_HEALTHY = Gauge(
+    "seizewatch_process_healthy",
+    "1 while every background loop of the process runs; 0 once one ended (the process then exits).",
+    ["process"],
+)
+LOOP_FAILURES = Counter(
+    "seizewatch_process_loop_failures_total",
+    "Background loops that ended on their own (an error, or a return), by process and loop.",
+    ["process", "loop"],
+)
