@@ -1,0 +1,123 @@
+"""Fault scenarios on the real pipeline: one fault each, then exact counts and the recovery time.
+
+Every scenario runs the real processes (ingest, worker, pager) against the fault suite's own Kafka and
+PostgreSQL, posts a burst of reads with watched vehicles among them through the parking connector,
+injects its fault about a third of the way in, and checks what :mod:`tests.faults.harness` counts:
+nothing accepted lost, nothing sent twice, every hit paged, the last page out within the bound after
+the faulty part is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import FaultServices, Figures, Pipeline, now, pipeline
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+def assert_clean(figures: Figures, **expect: object) -> None:
+    problems = figures.problems(**expect)  # type: ignore[arg-type]
+    assert not problems, f"{figures.scenario}: {problems}\n{figures}"
+
+
+async def run(
+    name: str,
+    faults: FaultServices,
+    tmp_path: Path,
+    fault: object,
+    *,
+    exhausted: bool = False,
+    reads: int = 2000,
+    at: float = 0.3,
+    env: dict[str, str] | None = None,
+) -> Figures:
+    async with pipeline(faults, tmp_path, env=env) as p:
+        await p.start_all()
+        burst = asyncio.create_task(p.burst(reads=reads))
+        await p.sent_at_least(at)
+        back_at = await fault(p)  # type: ignore[operator]
+        await burst
+        await p.settled(within=120, exhausted=exhausted)
+        return await p.count(name, back_at=back_at)
+
+
+async def kill_and_restart(p: Pipeline, name: str, down_s: float = 2.0) -> float:
+    p.kill(name, signal.SIGKILL)
+    await asyncio.sleep(down_s)  # the process is down for a moment, as under a supervisor's restart delay
+    p.start(name)
+    back = now()
+    await p.ready(name)
+    return back
+
+
+async def test_worker_killed(fault_services: FaultServices, tmp_path: Path) -> None:
+    figures = await run("worker kill -9", fault_services, tmp_path, lambda p: kill_and_restart(p, "worker"))
+    assert_clean(figures)
+
+
+async def test_ingest_killed(fault_services: FaultServices, tmp_path: Path) -> None:
+    figures = await run("ingest kill -9", fault_services, tmp_path, lambda p: kill_and_restart(p, "ingest"))
+    assert figures.transport_errors > 0, "the kill should have cut requests off"
+    assert_clean(figures)
+
+
+async def test_pager_killed_mid_burst(fault_services: FaultServices, tmp_path: Path) -> None:
+    figures = await run(
+        "pager kill -9 mid-burst", fault_services, tmp_path, lambda p: kill_and_restart(p, "pager")
+    )
+    assert_clean(figures)
+
+
+async def test_pager_killed_mid_escalation(fault_services: FaultServices, tmp_path: Path) -> None:
+    async def fault(p: Pipeline) -> float:
+        # Let the burst finish and the first steps go out, then kill the pager while later steps are due.
+        await p.sent_at_least(1.0)
+        await asyncio.sleep(6)
+        return await kill_and_restart(p, "pager")
+
+    figures = await run("pager kill -9 mid-escalation", fault_services, tmp_path, fault, exhausted=True)
+    assert_clean(figures, expect_exhausted=True)
+
+
+async def test_broker_stopped_20s(fault_services: FaultServices, tmp_path: Path) -> None:
+    async def fault(p: Pipeline) -> float:
+        await asyncio.to_thread(fault_services.services.stop_kafka)
+        try:
+            await asyncio.sleep(20)
+        finally:
+            await asyncio.to_thread(fault_services.services.start_kafka)
+        return now()
+
+    figures = await run("broker stopped 20 s", fault_services, tmp_path, fault)
+    assert figures.refused_503 > 0, "the ingest should have refused while the broker was down"
+    assert_clean(figures)
+
+
+async def test_postgres_restarted(fault_services: FaultServices, tmp_path: Path) -> None:
+    async def fault(p: Pipeline) -> float:
+        services = fault_services.services
+        await asyncio.to_thread(services._stop_postgres)  # the fault: PostgreSQL goes away
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.to_thread(services.up)
+        return now()
+
+    figures = await run("PostgreSQL stopped 10 s", fault_services, tmp_path, fault)
+    assert_clean(figures)
+
+
+async def test_two_pagers(fault_services: FaultServices, tmp_path: Path) -> None:
+    async def fault(p: Pipeline) -> float:
+        p.start("pager-2")
+        back = now()
+        await p.ready("pager-2")
+        return back
+
+    figures = await run("two pagers", fault_services, tmp_path, fault, exhausted=True)
+    assert_clean(figures, expect_exhausted=True)
