@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ async def run(
     reads: int = 2000,
     at: float = 0.3,
     env: dict[str, str] | None = None,
+    inspect: Callable[[Pipeline], Awaitable[None]] | None = None,
 ) -> Figures:
     async with pipeline(faults, tmp_path, env=env) as p:
         await p.start_all()
@@ -43,7 +45,10 @@ async def run(
         back_at = await fault(p)  # type: ignore[operator]
         await burst
         await p.settled(within=120, exhausted=exhausted)
-        return await p.count(name, back_at=back_at)
+        figures = await p.count(name, back_at=back_at)
+        if inspect is not None:
+            await inspect(p)
+        return figures
 
 
 async def kill_and_restart(p: Pipeline, name: str, down_s: float = 2.0) -> float:
@@ -121,3 +126,37 @@ async def test_two_pagers(fault_services: FaultServices, tmp_path: Path) -> None
 
     figures = await run("two pagers", fault_services, tmp_path, fault, exhausted=True)
     assert_clean(figures, expect_exhausted=True)
+
+
+async def test_a_poison_record_on_each_topic(fault_services: FaultServices, tmp_path: Path) -> None:
+    """Bytes no stage can read, on every topic a stage of ours consumes: each is dead-lettered (or, on the
+    compacted watchlist, refused and held) with its reason, and the burst behind it is matched and paged
+    as if nothing had happened."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.topics import HITS, SEIZURE_RESULTS, SIGHTINGS, WATCHLIST_CHANGES
+
+    async def fault(p: Pipeline) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=p.kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            poison = b"\xff\xfe{not json"
+            # Keyed by a watched plate, so the match stage cannot rule it out by its key.
+            await producer.send_and_wait(
+                p.kafka.topic(SIGHTINGS), key=p.watched_plates[0].encode(), value=poison
+            )
+            entry = str(p.entries[p.watched_plates[0]]).encode()
+            await producer.send_and_wait(p.kafka.topic(HITS), key=entry, value=poison)
+            await producer.send_and_wait(p.kafka.topic(SEIZURE_RESULTS), key=b"poison", value=poison)
+            await producer.send_and_wait(p.kafka.topic(WATCHLIST_CHANGES), key=b"poison", value=poison)
+        finally:
+            await producer.stop()
+
+    async def refused_change_held(p: Pipeline) -> None:
+        refused = (await p.processes["worker"].metrics()).get("seizewatch_watchlist_refused_entries")
+        assert refused == 1, "the poison change must be held as refused (and alerted), not dropped"
+
+    figures = await run(
+        "a poison record on each topic", fault_services, tmp_path, fault, at=0.1, inspect=refused_change_held
+    )
+    assert_clean(figures, dead_letters=3)
