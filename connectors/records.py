@@ -74,27 +74,39 @@ def decode_text(body: bytes, declared: str | None = None) -> tuple[str, str]:
     """Decode a text body on purpose; return (text, encoding used).
 
     A declared charset (header, or an XML prolog) is honoured, the GB family decoded as GB18030. With
-    none, UTF-8 is tried strictly (a BOM is skipped) and GB18030 is the fallback for older devices.
+    none, UTF-8 is tried strictly (a BOM is skipped) and GB18030 is the fallback for older devices. The
+    encoding returned is the codec's canonical name (``utf-8``, ``gb18030``, ``big5``…), never the
+    sender's label: it is a metric label, so it must come from a closed set.
 
     Raises:
-        AdapterError: ``bad_encoding`` when the body is not text in the declared (or any tried) encoding.
+        AdapterError: ``bad_encoding`` when the body is not text in the declared (or any tried) encoding,
+            or the declared charset is unknown or no text encoding at all (``rot13``, ``zlib``).
     """
     if declared is None:
         prolog = _XML_ENCODING.match(body[:200])
         if prolog:
             declared = prolog.group(1).decode("ascii").lower()
     if declared is not None:
+        label = declared[:40]  # quoted in the answer: a hostile label must not fill it
         name = "gb18030" if declared in _GB_FAMILY else declared
         try:
-            codecs.lookup(name)
-        except LookupError as exc:
-            raise AdapterError("bad_encoding", f"unknown charset {declared!r}", field="charset") from exc
+            codec = codecs.lookup(name)
+        except (LookupError, ValueError) as exc:  # ValueError: a label with a NUL in it
+            raise AdapterError("bad_encoding", f"unknown charset {label!r}", field="charset") from exc
+        # Python's codec registry also holds bytes-to-bytes (zlib, base64) and str-to-str (rot13) codecs.
+        if not getattr(codec, "_is_text_encoding", True):
+            raise AdapterError("bad_encoding", f"charset {label!r} is not a text encoding", field="charset")
         try:
-            return body.decode(name if name != "utf-8" else "utf-8-sig"), name
+            text = body.decode("utf-8-sig" if codec.name == "utf-8" else codec.name)
         except UnicodeDecodeError as exc:
             raise AdapterError(
-                "bad_encoding", f"body is not valid {declared} text (byte {exc.start})", field="body"
+                "bad_encoding", f"body is not valid {label} text (byte {exc.start})", field="body"
             ) from exc
+        except (UnicodeError, LookupError) as exc:  # codecs such as 'undefined' refuse every input
+            raise AdapterError(
+                "bad_encoding", f"charset {label!r} cannot decode text", field="charset"
+            ) from exc
+        return text, codec.name
     try:
         return body.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:

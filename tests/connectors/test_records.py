@@ -47,6 +47,14 @@ def test_xml_prolog_declares_the_encoding() -> None:
     [
         (TEXT.encode("gbk"), "utf-8", "body"),  # declared UTF-8, sent GBK
         (b"abc", "klingon", "charset"),
+        # Labels Python knows as codecs, but of no text (issue 16: LookupError/UnicodeError escaped).
+        (b"abc", "rot13", "charset"),
+        (b"abc", "zlib", "charset"),
+        (b"abc", "base64", "charset"),
+        (b"abc", "undefined", "charset"),
+        (b"abc", "utf\x00-8", "charset"),
+        (b'<?xml version="1.0" encoding="zlib"?><a/>', None, "charset"),
+        (b'<?xml version="1.0" encoding="undefined"?><a/>', None, "charset"),
         (b"\x81\x20\xff\xfe", None, "body"),  # neither UTF-8 nor GB18030
     ],
 )
@@ -54,3 +62,16 @@ def test_undecodable_bodies_are_refused_naming_why(body: bytes, declared: str | 
     with pytest.raises(AdapterError) as caught:
         decode_text(body, declared)
     assert (caught.value.reason, caught.value.field) == ("bad_encoding", field)
+
+
+def test_the_encoding_named_is_the_codecs_own_not_the_senders_label() -> None:
+    # It becomes a metric label: a sender's spelling must not create a series of its own.
+    assert decode_text(b"abc", "UTF8".lower()) == ("abc", "utf-8")
+    assert decode_text(b"abc", "latin_1") == ("abc", "iso8859-1")
+    assert decode_text(b"abc", "l1") == ("abc", "iso8859-1")
+
+
+def test_a_hostile_label_is_not_echoed_whole() -> None:
+    with pytest.raises(AdapterError) as caught:
+        decode_text(b"abc", "x" * 100_000)
+    assert len(str(caught.value)) < 200
