@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import SecretStr
 
-from seizewatch.prometheus import CheckResult, LoopbackServer, apt_install
+from seizewatch.prometheus import CheckResult, LoopbackServer, apt_install, stop_on_sigterm
 from seizewatch.settings import Settings
 from streams.errors import ConfigurationError, ServiceUnavailable
 
@@ -219,16 +219,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         pager_url = args.pager_url or f"http://{settings.pager.host}:{settings.pager.port}"
-        with LocalAlertmanager(
-            pager_url, settings.pager.api_token, port=args.port, workdir=args.workdir
-        ) as alertmanager:
-            print(f"Alertmanager on {alertmanager.url} posting to {pager_url}; Ctrl-C stops it")
-            with contextlib.suppress(KeyboardInterrupt):
-                return alertmanager.wait()
-            return 0
+        stop_on_sigterm()
+        # Interrupted while starting or running: the server is stopped on the way out either way.
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            LocalAlertmanager(
+                pager_url, settings.pager.api_token, port=args.port, workdir=args.workdir
+            ) as am,
+        ):
+            print(f"Alertmanager on {am.url} posting to {pager_url}; Ctrl-C stops it", flush=True)
+            return am.wait()
     except (ConfigurationError, ServiceUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 1
+    return 0  # interrupted
 
 
 if __name__ == "__main__":

@@ -285,19 +285,27 @@ class LoopbackServer:
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         log.info("%s: starting on %s (pid %d, log %s)", self.name, self.url, self._process.pid, self.log_file)
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            # Not ready in time, exited, or interrupted (Ctrl-C, SIGTERM) meanwhile: the server ran in a
+            # session of its own, so nothing else would stop it.
+            self.stop()
+            raise
+
+    def _wait_until_ready(self) -> None:
+        assert self._process is not None  # noqa: S101  # started just before
         deadline = time.monotonic() + READY_TIMEOUT_S
         with httpx.Client(timeout=2.0) as client:
             while not self._ready(client):
                 if self._process.poll() is not None:
-                    error = f"{self.name} exited ({self._process.returncode}) while starting:\n{self.tail()}"
-                    self.stop()
-                    raise ServiceUnavailable(error)
+                    raise ServiceUnavailable(
+                        f"{self.name} exited ({self._process.returncode}) while starting:\n{self.tail()}"
+                    )
                 if time.monotonic() > deadline:
-                    error = (
+                    raise ServiceUnavailable(
                         f"{self.name} was not ready on {self.url} in {READY_TIMEOUT_S:.0f} s:\n{self.tail()}"
                     )
-                    self.stop()
-                    raise ServiceUnavailable(error)
                 time.sleep(0.2)
 
     def _ready(self, client: httpx.Client) -> bool:
@@ -377,6 +385,16 @@ class LocalPrometheus(LoopbackServer):
 # ---- command line
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a ``run`` command as Ctrl-C does: its server is stopped on the way out. Python's
+    default would end the process at once and leave the server (a session of its own) running."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _local_targets(settings: Settings) -> dict[str, list[str]]:
     """Where the local processes serve /metrics, from their settings (SEIZEWATCH_*_PORT)."""
     return {
@@ -417,20 +435,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(result, end="\n\n")
             return 0 if all(r.ok for r in results) else 1
         targets = _local_targets(Settings.from_env())
-        with LocalPrometheus(
-            targets,
-            port=args.port,
-            interval_s=args.interval,
-            workdir=args.workdir,
-            alertmanagers=args.alertmanager,
-        ) as p:
-            print(f"Prometheus on {p.url} scraping {targets}; Ctrl-C stops it")
-            with contextlib.suppress(KeyboardInterrupt):
-                return p.wait()
-            return 0
+        stop_on_sigterm()
+        # Interrupted while starting or running: the server is stopped on the way out either way.
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            LocalPrometheus(
+                targets,
+                port=args.port,
+                interval_s=args.interval,
+                workdir=args.workdir,
+                alertmanagers=args.alertmanager,
+            ) as p,
+        ):
+            print(f"Prometheus on {p.url} scraping {targets}; Ctrl-C stops it", flush=True)
+            return p.wait()
     except (ConfigurationError, ServiceUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 1
+    return 0  # interrupted
 
 
 if __name__ == "__main__":
