@@ -55,6 +55,26 @@ TRAFFIC_RESULTS = Counter(
 )
 OPEN_TASKS = Gauge("seizewatch_open_tasks", "Live seizure tasks by state.", ["state"])
 
+# Alerts on seizewatch itself, from Alertmanager, texted to the operators (alerts/operator_alerts.py).
+OPERATOR_ALERT_STATUSES = ("firing", "resolved")
+OPERATOR_ALERTS_RECEIVED = Counter(
+    "seizewatch_operator_alerts_received_total",
+    "Alerts in Alertmanager's notifications, by status; the same alert is counted on every repeat.",
+    ["status"],
+)
+OPERATOR_ALERT_NOTIFICATION_OUTCOMES = ("queued", "duplicate")
+OPERATOR_ALERT_NOTIFICATIONS = Counter(
+    "seizewatch_operator_alert_notifications_total",
+    "Operator SMS an alert called for: queued, or duplicate (already queued for that alert and operator).",
+    ["outcome"],
+)
+OPERATOR_ALERT_SMS_OUTCOMES = ("sent", "failed", "ambiguous")
+OPERATOR_ALERT_SMS = Counter(
+    "seizewatch_operator_alert_sms_total",
+    "Operator SMS sends that ended: sent (the provider accepted it), failed, ambiguous.",
+    ["outcome"],
+)
+
 # The enforcement funnel (alerts/funnel.py), refreshed by the pager.
 # The label is the court (few, and not personal data) or "total" for the totals row: leave court="total"
 # out when summing over courts.
@@ -95,3 +115,9 @@ def prime(step_kinds: Iterable[str]) -> None:
         NOTIFICATIONS.labels(outcome)
     for step in (*step_kinds, MORNING_NOTICE_STEP):
         ESCALATIONS.labels(step)
+    for status in OPERATOR_ALERT_STATUSES:
+        OPERATOR_ALERTS_RECEIVED.labels(status)
+    for outcome in OPERATOR_ALERT_NOTIFICATION_OUTCOMES:
+        OPERATOR_ALERT_NOTIFICATIONS.labels(outcome)
+    for outcome in OPERATOR_ALERT_SMS_OUTCOMES:
+        OPERATOR_ALERT_SMS.labels(outcome)

@@ -42,6 +42,7 @@ class Claimed:
     body: str
     attempts: int
     sighted_at: datetime
+    operator_alert: bool = False  # an alert on seizewatch itself, to an operator (alerts/operator_alerts.py)
 
 
 async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Claimed]:
@@ -51,7 +52,8 @@ async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Cla
             "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts,"
             " COALESCE(p.state, 'open') AS state, COALESCE(p.sighted_at, n.created_at) AS sighted_at,"
             # the court's morning notice and task messages go out whatever became of the page's escalation
-            " (n.step = $3 OR n.step >= $4) AS beyond_escalation"
+            " (n.step = $3 OR n.step >= $4) AS beyond_escalation,"
+            " n.operator_alert_id IS NOT NULL AS operator_alert"
             " FROM notifications n LEFT JOIN pages p USING (page_id)"
             " WHERE n.send_state = 'pending' AND n.next_attempt_at <= $1"
             " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED",
@@ -85,6 +87,7 @@ async def claim(conn: Connection, now: datetime, *, limit: int = 20) -> list[Cla
                     body=row["body"],
                     attempts=row["attempts"] + 1,
                     sighted_at=row["sighted_at"],
+                    operator_alert=row["operator_alert"],
                 )
             )
     return claimed
@@ -131,6 +134,8 @@ async def record(
                 now,
             )
             metrics.NOTIFICATIONS.labels("sent").inc()
+            if item.operator_alert:
+                metrics.OPERATOR_ALERT_SMS.labels("sent").inc()
             if first:
                 metrics.SIGHTING_TO_PROVIDER_SECONDS.observe(
                     max(0.0, (now - item.sighted_at).total_seconds())
@@ -165,6 +170,8 @@ async def record(
             now,
         )
         metrics.NOTIFICATIONS.labels(state).inc()
+        if item.operator_alert:
+            metrics.OPERATOR_ALERT_SMS.labels(state).inc()
         log.error("notification %s %s: %s", item.notification_id, state, error)
         if state == "failed" and item.page_id is not None:
             await step_out_of_reach(conn, item.page_id, item.step, now)

@@ -2,11 +2,56 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A guessable bearer token is no token: this many characters at least.
 MIN_API_TOKEN_LENGTH = 24
+_OPERATOR_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """One of the system's own on-call operators, texted when Alertmanager reports an alert."""
+
+    operator_id: str
+    phone: str  # E.164
+
+    def __repr__(self) -> str:  # the number stays out of logs and tracebacks
+        return f"Operator({self.operator_id!r})"
+
+
+def parse_operators(value: object) -> object:
+    """``id:+8613800000000,id2:+8613900000000`` → operators; anything else is left to pydantic.
+
+    Raises:
+        ValueError: an entry is not ``id:+E164``, or an id or a number repeats.
+    """
+    if not isinstance(value, str):
+        return value
+    operators: list[Operator] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        operator_id, sep, phone = (piece.strip() for piece in entry.partition(":"))
+        if not sep or not _OPERATOR_ID.match(operator_id) or not _E164.match(phone):
+            # The entry itself is not repeated: it carries a phone number.
+            raise ValueError(
+                f"entry {len(operators) + 1} is not id:+E164 (id of a-z 0-9 . _ -; ops-wang:+8613800000000)"
+            )
+        operators.append(Operator(operator_id, phone))
+    for name, values in (
+        ("id", [o.operator_id for o in operators]),
+        ("number", [o.phone for o in operators]),
+    ):
+        if len(set(values)) != len(values):
+            raise ValueError(f"an operator {name} appears twice")
+    return tuple(operators)
 
 
 def _blank_to_none(value: object) -> object:
@@ -34,8 +79,17 @@ class PagerSettings(BaseSettings):
     task_suppress_window_s: int = Field(default=600, ge=0, le=86400)
     # An open task nobody took, whose vehicle has not been seen for this long, expires.
     task_expiry_h: int = Field(default=24, ge=1, le=24 * 30)
-    # Bearer token of the acknowledgement API (command centre integrations). Unset or empty: the API refuses.
+    # Bearer token of the acknowledgement API (command centre integrations) and of Alertmanager's webhook.
+    # Unset or empty: the API refuses.
     api_token: SecretStr | None = None
+    # The system's own on-call operators, texted about alerts on seizewatch itself
+    # (alerts/operator_alerts.py): `id:+E164` pairs, comma-separated. None: Alertmanager is refused (503).
+    operators: Annotated[tuple[Operator, ...], NoDecode] = ()
+
+    @field_validator("operators", mode="before")
+    @classmethod
+    def _parse_operators(cls, value: object) -> object:
+        return parse_operators(value)
 
     @field_validator("api_token", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 Webhooks are accepted only with a valid ``X-Twilio-Signature`` computed over the public URL the
 provider called (``SEIZEWATCH_PAGER_PUBLIC_URL``); with no auth token configured they are refused, never
-checked more weakly. The API takes a bearer token (``SEIZEWATCH_PAGER_API_TOKEN``).
+checked more weakly. The API takes a bearer token (``SEIZEWATCH_PAGER_API_TOKEN``), and so does
+Alertmanager's webhook (:mod:`alerts.operator_alerts`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from alerts import replies, roster_api, task_api
+from alerts import operator_alerts, replies, roster_api, task_api
 from alerts.rosterstore import load_roster
 from alerts.service import Clock, Pager, running, utc_now
 from alerts.settings import PagerSettings, TwilioSettings
@@ -156,6 +157,9 @@ def create_app(
 
     roster_api.add_routes(app, pager_of, lambda request: _authorized(settings, request))
     task_api.add_routes(app, pager_of, lambda request: _authorized(settings, request))
+    operator_alerts.add_routes(
+        app, pager_of, lambda request: _authorized(settings, request), settings.operators
+    )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

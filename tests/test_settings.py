@@ -65,3 +65,34 @@ def test_an_empty_twilio_token_beside_a_set_account_is_incomplete(monkeypatch: p
     monkeypatch.setenv("SEIZEWATCH_TWILIO_SENDER", "+8610000000000")
     with pytest.raises(ConfigurationError, match="SEIZEWATCH_TWILIO_AUTH_TOKEN"):
         Settings.from_env()
+
+
+def test_operators_are_id_and_number_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEIZEWATCH_PAGER_OPERATORS", " ops-wang:+8613800000001, ops-li:+8613800000002,")
+    operators = Settings.from_env().pager.operators
+    assert [(o.operator_id, o.phone) for o in operators] == [
+        ("ops-wang", "+8613800000001"),
+        ("ops-li", "+8613800000002"),
+    ]
+    assert "+86" not in repr(operators)  # numbers stay out of logs
+    monkeypatch.setenv("SEIZEWATCH_PAGER_OPERATORS", "")
+    assert Settings.from_env().pager.operators == ()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ops-wang",  # no number
+        "ops-wang:13800000001",  # not E.164
+        "Ops Wang:+8613800000001",  # not an id
+        "ops-wang:+8613800000001,ops-wang:+8613800000002",  # an id twice
+        "ops-wang:+8613800000001,ops-li:+8613800000001",  # a number twice
+    ],
+)
+def test_bad_operators_stop_start_up_without_repeating_a_number(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SEIZEWATCH_PAGER_OPERATORS", value)
+    with pytest.raises(ConfigurationError, match="SEIZEWATCH_PAGER_OPERATORS") as caught:
+        Settings.from_env()
+    assert "3800000001" not in str(caught.value)

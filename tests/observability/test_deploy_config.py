@@ -1,8 +1,11 @@
-"""The production deployment agrees with the code: compose file, image, Grafana provisioning, dashboards.
+"""The production deployment agrees with the code: compose file, image, Grafana provisioning, dashboards,
+Prometheus's and Alertmanager's configurations.
 
 Plain file checks (no network, no container engine): every variable a service sets is a real setting and
 every secret comes from deploy/.env, every command is a real CLI command, every scraped port is one a
-process listens on, and every dashboard query names only metrics the code registers.
+process listens on, Prometheus notifies the Alertmanager service where it listens and Alertmanager posts
+to a route the pager serves, and every dashboard query names only metrics the code registers. (One test,
+marked integration, runs amtool on Alertmanager's file.)
 """
 
 from __future__ import annotations
@@ -27,10 +30,15 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from alerts import metrics as alert_metrics
+from alerts.settings import PagerSettings, TwilioSettings
+from alerts.sms import ConsoleSms
+from alerts.webhooks import create_app
 from connectors import metrics as connector_metrics
+from seizewatch import alertmanager
 from seizewatch.cli import cli
 from seizewatch.settings import Settings
 from streams import metrics as stream_metrics
+from streams.settings import KafkaSettings, PostgresSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -38,6 +46,7 @@ COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
@@ -469,6 +478,104 @@ def test_grafana_rate_interval_matches_the_scrape_interval() -> None:
     scrape_interval = prometheus_config().get("global", {}).get("scrape_interval", "1m")
     (datasource,) = load_yaml(DATASOURCES)["datasources"]
     assert datasource["jsonData"]["timeInterval"] == scrape_interval
+
+
+# --- Alertmanager ----------------------------------------------------------------------------------------
+
+
+def flags(service: dict[str, Any]) -> dict[str, str]:
+    """``--name=value`` arguments of a service's command, by name."""
+    return dict(arg.removeprefix("--").partition("=")[::2] for arg in as_argv(service.get("command")))
+
+
+def alertmanager_port() -> int:
+    listen = flags(services()["alertmanager"]).get("web.listen-address", ":9093")
+    return int(listen.rpartition(":")[2])
+
+
+def pager_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route the pager's app serves (built, not started)."""
+    app = create_app(
+        KafkaSettings(), PostgresSettings(), PagerSettings(), TwilioSettings(), ConsoleSms(), consume=False
+    )
+    return {
+        (method, route.path)
+        for route in app.routes
+        for method in getattr(route, "methods", None) or ()
+        if hasattr(route, "path")
+    }
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
+    managers = prometheus_config()["alerting"]["alertmanagers"]
+    targets = [t for m in managers for static in m["static_configs"] for t in static["targets"]]
+    assert targets == [f"alertmanager:{alertmanager_port()}"]
+    assert alertmanager_port() in container_ports(services()["alertmanager"])
+
+
+def test_alertmanager_reads_its_mounted_configuration_and_keeps_its_state() -> None:
+    service = services()["alertmanager"]
+    assert str(service["image"]).startswith("prom/alertmanager:")
+    config_path = flags(service).get("config.file", "/etc/alertmanager/alertmanager.yml")
+    assert bind_mounts(service).get(config_path) == ALERTMANAGER_CONFIG.resolve()
+    assert ALERTMANAGER_CONFIG.resolve() == alertmanager.CONFIG_FILE.resolve()
+    # Its notification log (what was sent to whom) survives a restart: fewer resends.
+    storage = flags(service).get("storage.path", "/alertmanager")
+    assert storage in {target for source, target in mounts(service) if not source.startswith((".", "/"))}
+    # One instance: an empty cluster address turns the gossip listener (0.0.0.0:9094) off.
+    assert flags(service).get("cluster.listen-address") == ""
+    # No authentication of its own: loopback only, like Prometheus.
+    assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", []))
+
+
+def test_alertmanager_posts_every_alert_to_the_pagers_receiver_with_its_token() -> None:
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    hook = alertmanager.webhook(config)
+    url = urlsplit(hook["url"])
+    assert url.hostname == "pager"
+    assert url.port == listening_port("pager")
+    assert ("POST", url.path) in pager_routes(), f"the pager serves no POST {url.path}"
+    assert hook["send_resolved"] is True
+    # Every route ends at the operators' receiver: no alert is routed to nobody.
+    routes = [config["route"], *config["route"].get("routes", [])]
+    assert {route.get("receiver", config["route"]["receiver"]) for route in routes} == {alertmanager.RECEIVER}
+    # The bearer token is the pager's own API token, handed over as a compose secret.
+    authorization = hook["http_config"]["authorization"]
+    assert authorization["type"] == "Bearer"
+    secret = PurePosixPath(authorization["credentials_file"])
+    assert secret.parent == PurePosixPath("/run/secrets")
+    assert secret.name in services()["alertmanager"]["secrets"]
+    token = SUBSTITUTION.fullmatch(environment(services()["pager"])["SEIZEWATCH_PAGER_API_TOKEN"])
+    assert token, "the pager's API token must come from deploy/.env"
+    assert compose()["secrets"][secret.name] == {"environment": token["name"]}
+
+
+def seconds(duration: str) -> float:
+    """An Alertmanager duration (``30s``, ``2m``, ``1h``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", duration)
+    assert match, f"not a simple duration: {duration}"
+    return int(match[1]) * units[match[2]]
+
+
+def test_alertmanager_intervals_suit_paging_people() -> None:
+    route = load_yaml(ALERTMANAGER_CONFIG)["route"]
+    for sub in [route, *route.get("routes", [])]:
+        wait = seconds(sub.get("group_wait", route["group_wait"]))
+        interval = seconds(sub.get("group_interval", route["group_interval"]))
+        repeat = seconds(sub.get("repeat_interval", route["repeat_interval"]))
+        assert 0 < wait <= 60, "an alert waits at most a minute for company before it is sent"
+        assert interval <= 5 * 60, "an alert joining a notified group waits at most 5 minutes"
+        assert interval <= repeat <= 24 * 3600
+        if 'severity="critical"' in sub.get("matchers", []):
+            assert wait <= 10, "a critical alert is sent within seconds"
+
+
+@pytest.mark.integration
+def test_amtool_accepts_the_alertmanager_configuration() -> None:
+    result = alertmanager.check_config()
+    if not result.ok:
+        pytest.fail(str(result), pytrace=False)
 
 
 # --- Grafana provisioning --------------------------------------------------------------------------------

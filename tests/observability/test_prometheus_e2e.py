@@ -23,7 +23,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,7 +124,10 @@ async def prepare_database(isolated: Isolated) -> dict[str, uuid.UUID]:
     return entries
 
 
-async def start_pager(isolated: Isolated, fake: FakeTwilio, log: Path) -> Process:
+async def start_pager(
+    isolated: Isolated, fake: FakeTwilio, log: Path, settings: Mapping[str, str] | None = None
+) -> Process:
+    """``seizewatch pager`` as a process sending to the fake Twilio; ``settings``: more variables."""
     port = free_port()
     env = {
         **isolated.env,
@@ -136,6 +139,7 @@ async def start_pager(isolated: Isolated, fake: FakeTwilio, log: Path) -> Proces
         "SEIZEWATCH_TWILIO_AUTH_TOKEN": fake.auth_token,
         "SEIZEWATCH_TWILIO_SENDER": fake.phone_number,
         "SEIZEWATCH_TWILIO_API_BASE_URL": fake.base_url,
+        **(settings or {}),
     }
     pager = spawn("pager", env, log, "SEIZEWATCH_METRICS_PORT")
     pager.port = port  # the pager serves /metrics on its own port
