@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaError, for_code
 
 from streams.errors import ConfigurationError, InvalidInput, ServiceUnavailable
 from streams.settings import KafkaSettings
@@ -99,6 +99,7 @@ MIN_INSYNC_REPLICAS = 2
 # Fewer copies than this (or than the brokers, when there are fewer) is no cluster's deliberate choice.
 _WANTED_REPLICAS = 3
 _TOPIC_ALREADY_EXISTS = 36
+_METADATA_WAIT_S = 10.0
 
 
 async def replication_factor(admin: AIOKafkaAdminClient) -> int:
@@ -115,17 +116,25 @@ async def replication_factor(admin: AIOKafkaAdminClient) -> int:
         ServiceUnavailable: no broker answered the question.
     """
     brokers = sorted(int(b["node_id"]) for b in (await admin.describe_cluster())["brokers"])
-    if not brokers:
-        raise ServiceUnavailable("Kafka lists no live broker")
-    resource = ConfigResource(
-        ConfigResourceType.BROKER, str(brokers[0]), {"default.replication.factor": None}
-    )
-    [response] = await admin.describe_configs([resource])
-    [(error_code, error_message, _, _, entries)] = response.resources
-    values = {entry[0]: entry[1] for entry in entries}
-    if error_code or "default.replication.factor" not in values:
+    values: dict[str, str] = {}
+    problems = []
+    for broker in brokers:  # the first that answers: one listed may have just crashed
+        resource = ConfigResource(
+            ConfigResourceType.BROKER, str(broker), {"default.replication.factor": None}
+        )
+        try:
+            [response] = await admin.describe_configs([resource])
+        except KafkaError as exc:
+            problems.append(f"broker {broker}: {exc!r}")
+            continue
+        [(error_code, error_message, _, _, entries)] = response.resources
+        values = {entry[0]: entry[1] for entry in entries}
+        if not error_code and "default.replication.factor" in values:
+            break
+        problems.append(f"broker {broker}: error {error_code} {error_message}")
+    else:
         raise ServiceUnavailable(
-            f"broker {brokers[0]} did not say its default.replication.factor: {error_code} {error_message}"
+            f"no broker said its default.replication.factor: {problems or 'none listed'}"
         )
     factor = int(values["default.replication.factor"])
     if factor < min(_WANTED_REPLICAS, len(brokers)):
@@ -184,15 +193,36 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
                 log.info("created topics %s (replication factor %d)", ", ".join(created), factor)
         present = [real for real in wanted if real in existing]
         if present:
-            for meta in await admin.describe_topics(present):
+            for meta in await _described(admin, present):
                 _check_existing(meta, wanted[meta["topic"]], factor)
         return created
     finally:
         await admin.close()
 
 
+async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> list[dict[str, Any]]:
+    """The topics' metadata once the broker asked knows each of them, or as it stands after a few seconds.
+
+    A topic reaches each broker's metadata a moment after the controller created it (seconds, on a busy
+    cluster): one just created by another `topics ensure` would otherwise look like one of 0 partitions.
+    """
+    metadata: list[dict[str, Any]] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_METADATA_WAIT_S):
+            while True:
+                metadata = await admin.describe_topics(topics)
+                if all(meta["error_code"] == 0 and meta["partitions"] for meta in metadata):
+                    break
+                await asyncio.sleep(0.2)
+    return metadata
+
+
 def _check_existing(meta: dict[str, Any], declared: TopicSpec, factor: int) -> None:
     topic, partitions = meta["topic"], meta["partitions"]
+    if meta["error_code"]:
+        raise ServiceUnavailable(
+            f"Kafka does not describe topic {topic}: {for_code(meta['error_code']).__name__}"
+        )
     if len(partitions) != declared.partitions:
         raise ConfigurationError(
             f"topic {topic} has {len(partitions)} partitions, declared {declared.partitions}"
