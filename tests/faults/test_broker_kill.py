@@ -21,6 +21,7 @@ are printed (run with ``-s`` to see them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -142,6 +143,8 @@ async def cluster() -> AsyncIterator[tuple[LocalServices, Isolated]]:
         yield services, Isolated(settings, env)
     finally:
         await asyncio.to_thread(services.wipe)
+        with contextlib.suppress(OSError):  # the folder of the fault scenarios, when none is left in it
+            home.parent.rmdir()
 
 
 async def partitions(isolated: Isolated, topics: list[str]) -> list[dict[str, Any]]:
