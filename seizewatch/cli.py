@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 
 import click
 from rich.table import Table
 
-from seizewatch.common import console, settings_from_env
+from seizewatch.common import console, guarded, settings_from_env
 from seizewatch.settings import Settings
 from streams import db
+from streams.errors import SeizewatchError
 from streams.topics import TOPICS, ensure_topics
 
 log = logging.getLogger("seizewatch")
@@ -38,14 +41,24 @@ def services() -> None:
     """The local Kafka and PostgreSQL (development, tests, demo)."""
 
 
+@contextlib.contextmanager
+def _services_refused() -> Iterator[None]:
+    """A setting that does not fit or a service that cannot start ends the command with its message."""
+    try:
+        yield
+    except SeizewatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @services.command("up")
 def services_up() -> None:
     """Install what is missing, start Kafka and PostgreSQL, create topics, migrate. Idempotent."""
     from seizewatch.localservices import LocalServices
 
     settings = settings_from_env()
-    LocalServices(settings).up()
-    asyncio.run(_prepare(settings))
+    with _services_refused():
+        LocalServices(settings).up()
+        asyncio.run(_prepare(settings))
     console.print(f"services up: Kafka at {settings.kafka.bootstrap_servers}, PostgreSQL ready")
 
 
@@ -62,15 +75,17 @@ def services_down() -> None:
     """Stop Kafka and PostgreSQL (data stays)."""
     from seizewatch.localservices import LocalServices
 
-    LocalServices(settings_from_env()).down()
+    with _services_refused():
+        LocalServices(settings_from_env()).down()
 
 
 @services.command("status")
 def services_status() -> None:
     from seizewatch.localservices import LocalServices
 
-    for name, state in LocalServices(settings_from_env()).status().items():
-        console.print(f"{name:10} {state}")
+    with _services_refused():
+        for name, state in LocalServices(settings_from_env()).status().items():
+            console.print(f"{name:10} {state}")
 
 
 @services.command("wipe")
@@ -79,7 +94,8 @@ def services_wipe() -> None:
     """Stop the local services and delete their data directory."""
     from seizewatch.localservices import LocalServices
 
-    LocalServices(settings_from_env()).wipe()
+    with _services_refused():
+        LocalServices(settings_from_env()).wipe()
 
 
 # --- topics and database ------------------------------------------------------------------------------
@@ -94,7 +110,7 @@ def topics() -> None:
 def topics_ensure() -> None:
     """Create the declared topics that are missing."""
     settings = settings_from_env()
-    created = asyncio.run(ensure_topics(settings.kafka))
+    created = guarded(lambda: ensure_topics(settings.kafka))
     console.print(f"created: {', '.join(created) or 'nothing (all present)'}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.settings import PagerSettings, TwilioSettings
@@ -34,7 +34,18 @@ class LocalServicesSettings(BaseSettings):
     # Downloaded Kafka jars and the Maven repository, reused across clones.
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "seizewatch")
     kafka_version: str = "3.9.1"
+    # Maximum heap of each local Kafka node.
     kafka_heap: str = "1g"
+    # 1: one node (the demo, most tests); 3: a KRaft cluster of three, replication factor 3 and
+    # min.insync.replicas=2, the production shape (seizewatch/localkafka.py has where each node listens).
+    kafka_brokers: int = 1
+
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _cluster_shape(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("expected 1 (one node) or 3 (a cluster of three nodes)")
+        return value
 
 
 class MetricsSettings(BaseSettings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
-from seizewatch.localservices import new_cluster_id
+from seizewatch.localkafka import new_cluster_id
 
 
 def test_a_cluster_id_is_a_kafka_uuid_never_starting_with_a_dash() -> None:

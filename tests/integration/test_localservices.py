@@ -15,6 +15,7 @@ from seizewatch.localservices import LocalServices
 from seizewatch.settings import Settings
 from streams import db
 from streams.errors import ConfigurationError
+from streams.topics import replication_factor
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,16 @@ async def test_broker_restart_keeps_topics(local_services: LocalServices, settin
     try:
         await client.start()
         await client.delete_topics([topic])
+    finally:
+        await client.close()
+
+
+@pytest.mark.integration
+async def test_the_single_node_gives_topics_one_copy(settings: Settings) -> None:
+    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        await client.start()
+        assert await replication_factor(client) == 1
     finally:
         await client.close()
 

@@ -36,6 +36,8 @@ from alerts.webhooks import create_app
 from connectors import metrics as connector_metrics
 from seizewatch import alertmanager
 from seizewatch.cli import cli
+from seizewatch.localkafka import KafkaNode, node_config
+from seizewatch.localprocess import Address
 from seizewatch.settings import Settings
 from streams import metrics as stream_metrics
 from streams.settings import KafkaSettings, PostgresSettings
@@ -657,3 +659,93 @@ def test_the_court_variable_lists_the_funnel_courts() -> None:
     (court,) = dashboard("operations.json")["templating"]["list"]
     assert court["name"] == "court"
     assert court["definition"] == "label_values(seizewatch_funnel_alarms, court)"
+
+
+# --- the three-broker cluster: compose.cluster.yaml over compose.yaml -------------------------------------
+
+CLUSTER_OVERRIDE = DEPLOY / "compose.cluster.yaml"
+KAFKA_NODES = ("kafka", "kafka-2", "kafka-3")
+# What a node's configuration says about copies, in deploy/kafka/server.properties and in compose.
+REPLICATION_PROPERTIES = (
+    "default.replication.factor", "min.insync.replicas", "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "unclean.leader.election.enable", "auto.create.topics.enable",
+)  # fmt: skip
+
+
+@cache
+def cluster_override() -> dict[str, Any]:
+    return load_yaml(CLUSTER_OVERRIDE)
+
+
+def with_override(name: str) -> dict[str, Any]:
+    """A service as `docker compose -f compose.yaml -f compose.cluster.yaml` runs it: the override's keys
+    replace the base's, but for environment and depends_on, which merge key by key."""
+    base = services().get(name, {})
+    override = cluster_override()["services"].get(name, {})
+    merged = {**base, **override}
+    for key in ("environment", "depends_on"):
+        if key in base and key in override:
+            merged[key] = {**base[key], **override[key]}
+    return merged
+
+
+def kafka_properties(service: dict[str, Any]) -> dict[str, str]:
+    """The broker settings the apache/kafka image makes of KAFKA_* variables (KAFKA_A_B: a.b)."""
+    env = environment(service)
+    return {
+        k.removeprefix("KAFKA_").lower().replace("_", "."): v
+        for k, v in env.items()
+        if k.startswith("KAFKA_")
+    }
+
+
+def local_config(nodes: int) -> dict[str, str]:
+    """The replication settings of a node of the local single node or cluster (seizewatch.localkafka)."""
+    shape = tuple(
+        KafkaNode(
+            n, Address("127.0.0.1", 19100 + 2 * (n - 1)), Path(f"/n{n}"), Path(f"/n{n}.log"), f"kafka-{n}"
+        )
+        for n in range(1, nodes + 1)
+    )
+    lines = [line for line in node_config(shape[0], shape).splitlines() if line and not line.startswith("#")]
+    return {
+        key: value for key, value in (line.split("=", 1) for line in lines) if key in REPLICATION_PROPERTIES
+    }
+
+
+def test_the_single_node_is_configured_like_the_local_one() -> None:
+    properties = kafka_properties(services()["kafka"])
+    assert {key: properties.get(key) for key in REPLICATION_PROPERTIES} == local_config(1)
+
+
+def test_the_cluster_override_runs_three_voters_configured_like_the_local_cluster() -> None:
+    assert set(KAFKA_NODES) <= set(cluster_override()["services"])
+    voters = ",".join(f"{n}@{name}:9093" for n, name in enumerate(KAFKA_NODES, start=1))
+    for n, name in enumerate(KAFKA_NODES, start=1):
+        node = with_override(name)
+        properties = kafka_properties(node)
+        assert node["image"] == services()["kafka"]["image"], name
+        assert properties["node.id"] == str(n), name
+        assert properties["controller.quorum.voters"] == voters, name
+        assert properties["advertised.listeners"] == f"PLAINTEXT://{name}:9092", name
+        assert environment(node)["CLUSTER_ID"] == environment(services()["kafka"])["CLUSTER_ID"], name
+        assert {key: properties.get(key) for key in REPLICATION_PROPERTIES} == local_config(3), name
+        assert node.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+
+
+def test_the_cluster_override_gives_each_node_its_volume_and_every_process_all_three() -> None:
+    declared = set(compose().get("volumes") or {}) | set(cluster_override().get("volumes") or {})
+    data = [{target: source for source, target in mounts(with_override(name))} for name in KAFKA_NODES]
+    sources = [mounted["/var/lib/kafka/data"] for mounted in data]
+    assert len(set(sources)) == len(KAFKA_NODES)
+    assert set(sources) <= declared
+    advertised = [
+        urlsplit(kafka_properties(with_override(name))["advertised.listeners"]).netloc for name in KAFKA_NODES
+    ]
+    for name in ("init", *PROCESSES):
+        env = environment(with_override(name))
+        assert env["SEIZEWATCH_KAFKA_BOOTSTRAP_SERVERS"].split(",") == advertised, name
+        assert {key for key in env if key.startswith("SEIZEWATCH_")} <= set(settings_variables()), name
+    waits = with_override("init")["depends_on"]
+    assert all(waits[name] == {"condition": "service_healthy"} for name in KAFKA_NODES), waits
