@@ -3,11 +3,11 @@ nothing is recorded twice, and the pipeline keeps going.
 
 The module runs its own KRaft cluster of three nodes (replication factor 3, ``min.insync.replicas=2``)
 and its own PostgreSQL through :class:`seizewatch.localservices.LocalServices`, in a home of its own
-(``<SEIZEWATCH_LOCAL_HOME>/faults/broker-kill``) on ports of its own (``SEIZEWATCH_FAULTS_CLUSTER_KAFKA_PORT``,
-default 19100: the nodes on 19100, 19102 and 19104, their controllers one above;
-``SEIZEWATCH_FAULTS_CLUSTER_PG_PORT``, default 55433), so the shared single broker of the other tests is never
-touched; it stops them and wipes their data at the end. The ingest, the worker and the pager run as
-processes; the pager texts the fake Twilio.
+(``<SEIZEWATCH_LOCAL_HOME>/faults/broker-kill``) on ports of its own
+(``SEIZEWATCH_FAULTS_CLUSTER_KAFKA_PORT``, default 19100: the nodes on 19100, 19102 and 19104, their
+controllers one above; ``SEIZEWATCH_FAULTS_CLUSTER_PG_PORT``, default 55433), so the shared single
+broker of the other tests is never touched; it stops them and wipes their data at the end. The
+ingest, the worker and the pager run as processes; the pager texts the fake Twilio.
 
 A parking lot posts reads, a few of watched vehicles among them (each read once, so each is one hit and
 one page). A quarter of the way through, the broker leading the most partitions of ``plate.sightings`` is
