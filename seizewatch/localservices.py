@@ -149,6 +149,14 @@ class LocalServices:
         """SIGKILL of Kafka node ``node_id`` (a crash); returns its pid. ``start_kafka`` restarts it."""
         return self.kafka.kill(node_id)
 
+    def start_postgres(self) -> None:
+        """Starts PostgreSQL unless it runs, and waits until it answers."""
+        self._wait_postgres(*self._launch_postgres())
+
+    def stop_postgres(self) -> None:
+        """Stops PostgreSQL (a fast shutdown: open connections are ended) unless it is stopped."""
+        self._stop_postgres()
+
     # ---- PostgreSQL
 
     def _launch_postgres(self) -> tuple[Path, Path]:

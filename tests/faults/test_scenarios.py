@@ -106,11 +106,11 @@ async def test_broker_stopped_20s(fault_services: FaultServices, tmp_path: Path)
 async def test_postgres_restarted(fault_services: FaultServices, tmp_path: Path) -> None:
     async def fault(p: Pipeline) -> float:
         services = fault_services.services
-        await asyncio.to_thread(services._stop_postgres)  # the fault: PostgreSQL goes away
+        await asyncio.to_thread(services.stop_postgres)
         try:
             await asyncio.sleep(10)
         finally:
-            await asyncio.to_thread(services.up)
+            await asyncio.to_thread(services.start_postgres)
         return now()
 
     figures = await run("PostgreSQL stopped 10 s", fault_services, tmp_path, fault)
