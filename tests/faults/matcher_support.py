@@ -30,7 +30,7 @@ from seizewatch.settings import Settings
 from streams.hits import HitV1, hit_id_for
 from streams.runtime import group_id
 from streams.settings import KafkaSettings, PostgresSettings
-from streams.topics import HITS, SIGHTINGS_DLQ, ensure_topics
+from streams.topics import HITS, SIGHTINGS_DLQ, TOPICS, ensure_topics
 from tests.conftest import Isolated, Process, eventually, topic_records
 from tests.integration.test_batch_worker import committed_and_end
 from tests.integration.test_pipeline import add, read
@@ -60,7 +60,20 @@ async def fresh(services: Settings, tag: str) -> AsyncIterator[Isolated]:
             "SEIZEWATCH_PG_DSN": dsn,
             "SEIZEWATCH_LOCAL_HOME": str(services.local.home.resolve()),
         }
-        yield Isolated(settings, env)
+        try:
+            yield Isolated(settings, env)
+        finally:
+            # Deleted like the integration tests' topics: a broker holding every scenario's partitions
+            # restarts ever slower, and another test restarts it.
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+            await admin.start()
+            try:
+                existing = set(await admin.list_topics())
+                mine = [kafka.topic(t.name) for t in TOPICS if kafka.topic(t.name) in existing]
+                if mine:
+                    await admin.delete_topics(mine)
+            finally:
+                await admin.close()
 
 
 async def watch(conn: asyncpg.Connection) -> dict[str, uuid.UUID]:

@@ -11,6 +11,7 @@ figures; docs/design.md ("Consumer groups and recovery") quotes them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 from pathlib import Path
@@ -103,6 +104,10 @@ def _assignments_logged(worker: Process) -> int:
     return worker.log.read_text(errors="replace").count("this member was assigned")
 
 
+async def _logged(worker: Process, text: str) -> bool:
+    return text in worker.log.read_text(errors="replace")
+
+
 async def test_two_static_workers_share_the_partitions_and_a_killed_one_takes_its_own_back(
     services: Settings, tmp_path: Path
 ) -> None:
@@ -141,6 +146,10 @@ async def test_two_static_workers_share_the_partitions_and_a_killed_one_takes_it
             b_member, b_parts = members["b-matcher"]
             assert a_parts | b_parts == set(range(6))
             assert not a_parts & b_parts
+            # The group is stable once the leader's assignment is in; each member logs its own a moment
+            # later, when its SyncGroup answer arrives.
+            for w, parts in ((a, a_parts), (b, b_parts)):
+                await eventually(functools.partial(_logged, w, f"plate.sightings {sorted(parts)}"), bool)
             a_assigned = _assignments_logged(a)
 
             producing = asyncio.create_task(stream.run())
