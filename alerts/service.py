@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from alerts import metrics, sending, tasks
@@ -32,6 +31,7 @@ from alerts.settings import PagerSettings, TwilioSettings
 from alerts.sms import ConsoleSms, SmsProvider
 from alerts.traffic_results import apply_traffic_result
 from streams import db
+from streams.consumers import group_consumer
 from streams.errors import ConfigurationError
 from streams.hits import HitV1
 from streams.lag import LagMonitor, Watched
@@ -174,13 +174,8 @@ class Pager:
 
 async def consume_hits(pager: Pager, kafka: KafkaSettings) -> None:
     """Open a page per hit; offsets are committed only after the pages are in PostgreSQL."""
-    consumer = AIOKafkaConsumer(
-        kafka.topic(HITS),
-        bootstrap_servers=kafka.bootstrap_servers,
-        group_id=f"{kafka.topic_prefix}seizewatch-pager",
-        client_id=f"{kafka.client_id}-pager",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+    consumer = group_consumer(
+        kafka, kafka.topic(HITS), group_id=f"{kafka.topic_prefix}seizewatch-pager", role="pager"
     )
     await consumer.start()
     try:
@@ -199,13 +194,11 @@ async def consume_hits(pager: Pager, kafka: KafkaSettings) -> None:
 
 async def consume_traffic_results(pager: Pager, kafka: KafkaSettings) -> None:
     """Apply the traffic police's results; offsets committed after they are in PostgreSQL."""
-    consumer = AIOKafkaConsumer(
+    consumer = group_consumer(
+        kafka,
         kafka.topic(SEIZURE_RESULTS),
-        bootstrap_servers=kafka.bootstrap_servers,
         group_id=f"{kafka.topic_prefix}seizewatch-pager-traffic",
-        client_id=f"{kafka.client_id}-pager-traffic",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        role="pager-traffic",
     )
     await consumer.start()
     try:

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -17,6 +18,9 @@ from seizewatch.settings import Settings
 from streams import db
 from streams.errors import SeizewatchError
 from streams.topics import TOPICS, ensure_topics
+
+if TYPE_CHECKING:
+    from streams.supervision import Supervisor
 
 log = logging.getLogger("seizewatch")
 
@@ -148,19 +152,21 @@ def db_migrate() -> None:
 
 @cli.command()
 def worker() -> None:
-    """Run a matcher worker: sightings in, hits out. Serves /metrics.
+    """Run a matcher worker: sightings in, hits out. Serves /metrics and /healthz.
 
     The engine is SEIZEWATCH_MATCH_ENGINE: batch (aiokafka, the default) or faust (the previous one).
     On glibc it first re-executes itself with transparent huge pages asked for, unless GLIBC_TUNABLES
     names glibc.malloc.hugetlb already (`glibc.malloc.hugetlb=0` opts out; streams/hugepages.py).
+    When a background loop (watchlist follower, outbox relay, lag monitor) or the consuming loop ends on
+    its own, /healthz answers 503 naming it and the worker exits with code 70 (EXIT_LOOP_FAILED) for its
+    supervisor to restart it; SIGTERM or SIGINT stop it cleanly (exit 0).
     """
     from streams.hugepages import huge_pages_bytes, reexec_with_huge_pages
 
     reexec_with_huge_pages()
 
-    from prometheus_client import start_http_server
-
-    from streams import metrics
+    from streams import exposition, metrics
+    from streams.supervision import EXIT_LOOP_FAILED, Supervisor
     from streams.topics import HITS, SIGHTINGS, SIGHTINGS_DLQ, WATCHLIST_CHANGES, missing_topics
 
     metrics.WORKER_HUGE_PAGES.set_function(huge_pages_bytes)
@@ -168,34 +174,59 @@ def worker() -> None:
     missing = asyncio.run(missing_topics(settings.kafka, [SIGHTINGS, SIGHTINGS_DLQ, WATCHLIST_CHANGES, HITS]))
     if missing:
         raise click.ClickException(f"missing topics {missing}: run `seizewatch topics ensure`")
-    server, _ = start_http_server(settings.metrics.port, settings.metrics.host)
-    log.info("metrics on http://%s:%d/metrics", settings.metrics.host, server.server_port)
+    supervisor = Supervisor("worker")
+    server = exposition.serve(settings.metrics.host, settings.metrics.port, supervisor.health)
+    log.info("metrics on http://%s:%d/metrics, health on /healthz", settings.metrics.host, server.server_port)
     if settings.match.engine == "faust":
-        _faust_worker(settings)
+        _faust_worker(settings, supervisor)
     else:
-        asyncio.run(_batch_worker(settings))
+        asyncio.run(_batch_worker(settings, supervisor))
+    if supervisor.failure is not None:
+        log.critical("matcher worker stopped: %s", supervisor.failure)
+        sys.exit(EXIT_LOOP_FAILED)
 
 
-async def _batch_worker(settings: Settings) -> None:
+_FAILED_HEALTH_GRACE_S = 1.0
+
+
+async def _batch_worker(settings: Settings, supervisor: Supervisor) -> None:
+    """Run the batch engine until a signal or a failure; a failure is left in ``supervisor``."""
     from streams import batchworker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await batchworker.run(settings.kafka, settings.postgres, settings.match, stop=stop)
-    log.info("matcher worker stopped")
+    try:
+        await batchworker.run(
+            settings.kafka, settings.postgres, settings.match, stop=stop, supervisor=supervisor
+        )
+    except Exception as exc:  # the consuming loop itself ended: the same failure as a background loop's
+        log.exception("the consuming loop failed")
+        supervisor.fail("match", repr(exc))
+    if supervisor.healthy:
+        log.info("matcher worker stopped")
+    else:
+        # /healthz has answered 503 naming the loop since it ended; it goes on a moment after the wind-down
+        # (milliseconds) so that whoever polls it learns why before the process is gone. A second more
+        # before the restart is cheap beside the recovery bound (docs/design.md).
+        await asyncio.sleep(_FAILED_HEALTH_GRACE_S)
 
 
-def _faust_worker(settings: Settings) -> None:
+def _faust_worker(settings: Settings, supervisor: Supervisor) -> None:
     import faust
 
     from streams.app import create_app
 
     datadir = settings.local.home.resolve() / "faust"
-    app, runtime = create_app(settings.kafka, settings.postgres, settings.match, datadir=datadir)
+    app, runtime = create_app(settings.kafka, settings.postgres, settings.match, supervisor, datadir=datadir)
     # quiet: no banner and no terminal spinner; our logging configuration stays in charge.
-    faust.Worker(app, runtime, loglevel="INFO", override_logging=False, quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, runtime, loglevel="INFO", override_logging=False, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if supervisor.failure is None:
+            raise  # faust's own exit; a loop's failure exits with EXIT_LOOP_FAILED in worker()
 
 
 # --- connectors ---------------------------------------------------------------------------------------

@@ -19,15 +19,19 @@ from mode import Service
 
 from streams.runtime import MatcherResources, group_id, matcher_resources
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
+from streams.supervision import Supervisor
 from streams.topics import SIGHTINGS
 
 
 class MatcherRuntime(Service):
     """Resources of one matcher worker, ready once the watchlist index has caught up."""
 
-    def __init__(self, kafka: KafkaSettings, postgres: PostgresSettings, match: MatchSettings) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, postgres: PostgresSettings, match: MatchSettings, supervisor: Supervisor
+    ) -> None:
         super().__init__()
-        self._settings = (kafka, postgres, match)
+        self._settings = (kafka, postgres, match, supervisor)
+        self._supervisor = supervisor
         self._stack = contextlib.AsyncExitStack()
         self._resources: MatcherResources | None = None
         self._resources_up = asyncio.Event()
@@ -40,11 +44,12 @@ class MatcherRuntime(Service):
 
     async def on_start(self) -> None:
         self._resources = await self._stack.enter_async_context(matcher_resources(*self._settings))
-        self._resources.failed.add_done_callback(lambda failed: self._crash(failed.result()))
+        self.add_future(self._crash_on_failure())
         self._resources_up.set()
 
-    def _crash(self, error: BaseException) -> None:
-        self.add_future(self.crash(error))
+    async def _crash_on_failure(self) -> None:
+        await self._supervisor.failed.wait()
+        await self.crash(RuntimeError(self._supervisor.failure))
 
     async def on_stop(self) -> None:
         await self._stack.aclose()
@@ -52,14 +57,21 @@ class MatcherRuntime(Service):
     async def ready(self) -> None:
         """Wait until resources are up and the watchlist index holds every entry."""
         await self._resources_up.wait()
-        await self.resources.ready()
+        if not await self.resources.ready():
+            raise RuntimeError(f"matcher runtime failed: {self._supervisor.failure}")
 
 
 def create_app(
-    kafka: KafkaSettings, postgres: PostgresSettings, match: MatchSettings, *, datadir: Path
+    kafka: KafkaSettings,
+    postgres: PostgresSettings,
+    match: MatchSettings,
+    supervisor: Supervisor,
+    *,
+    datadir: Path,
 ) -> tuple[Any, MatcherRuntime]:
-    """The faust app with its ``match`` agent, and the runtime to run beside it in the worker."""
-    runtime = MatcherRuntime(kafka, postgres, match)
+    """The faust app with its ``match`` agent, and the runtime to run beside it in the worker (its
+    background jobs under ``supervisor``: one that fails crashes the faust worker)."""
+    runtime = MatcherRuntime(kafka, postgres, match, supervisor)
     app = faust.App(
         group_id(kafka),
         broker=f"kafka://{kafka.bootstrap_servers}",

@@ -11,6 +11,11 @@ round instead of once per batch. A crash or a rebalance before a commit replays 
 idempotent (their id derives from the sighting and the entry), so a replay makes no second hit and no
 second page.
 
+The worker joins its consumer group only once its watchlist index is loaded (the consumer made by
+:func:`streams.consumers.group_consumer`, whose settings say what a restart costs), and stops when a
+background job fails (:class:`~streams.supervision.Supervisor`) after recording and committing what it had
+matched. Errors of ``getmany`` and of the commit are classified by :func:`streams.errors.translate`.
+
 Why not faust's agent: per event it builds an event object, tracks its acknowledgement and wakes the
 agent's coroutine, which cost several times the whole match of a read (docs/benchmarks.md).
 """
@@ -22,56 +27,73 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from streams import metrics
+from streams.consumers import group_consumer, join
+from streams.errors import translate
 from streams.matcher import Found, MatchStage
 from streams.runtime import MatcherResources, group_id, matcher_resources
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
+from streams.supervision import Supervisor
 from streams.topics import SIGHTINGS
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 500  # the longest a stop request waits for the consumer
+MAX_BACKOFF_S = 10.0
 
 
 async def run(
-    kafka: KafkaSettings, postgres: PostgresSettings, match: MatchSettings, *, stop: asyncio.Event
+    kafka: KafkaSettings,
+    postgres: PostgresSettings,
+    match: MatchSettings,
+    *,
+    stop: asyncio.Event,
+    supervisor: Supervisor,
 ) -> None:
-    """Run one matcher worker until ``stop`` is set.
+    """Run one matcher worker until ``stop`` is set or a background job fails (``supervisor`` says
+    which: the caller exits with :data:`~streams.supervision.EXIT_LOOP_FAILED`).
 
     Raises:
-        BaseException: what stopped a background job (watchlist follower, outbox relay, lag monitor).
+        BaseException: what stopped the consuming loop itself (a bug, or Kafka refusing it for good).
     """
-    async with matcher_resources(kafka, postgres, match) as resources:
-        consumer = AIOKafkaConsumer(
-            kafka.topic(SIGHTINGS),
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-matcher",
-            group_id=group_id(kafka),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=match.batch_size,
+    async with matcher_resources(kafka, postgres, match, supervisor) as resources:
+        # Connected now, joined only once the index is loaded (streams/consumers.py): while it loads,
+        # the group's other workers keep the partitions this one would take, and a static member comes
+        # back under its name within its session, without a rebalance.
+        consumer = group_consumer(
+            kafka, group_id=group_id(kafka), role="matcher", max_poll_records=match.batch_size
         )
-        # Joined while the index loads (nothing is fetched before the first getmany), so matching starts
-        # the moment the index is ready; a load far longer than max.poll.interval.ms only rejoins.
         await consumer.start()
         try:
-            await resources.ready()
+            if not await resources.ready(stop):
+                return
             log.info("watchlist index ready (%d entries): consuming sightings", len(resources.index))
+            join(consumer, kafka.topic(SIGHTINGS), group_id=group_id(kafka))
             await _consume(consumer, match, resources, stop)
         finally:
-            await consumer.stop()
-        if resources.failed.done():
-            raise resources.failed.result()
+            await consumer.stop()  # a dynamic member leaves the group here (LeaveGroup)
 
 
 async def _consume(
     consumer: AIOKafkaConsumer, match: MatchSettings, resources: MatcherResources, stop: asyncio.Event
 ) -> None:
     recorder = Recorder(consumer, resources.stage, max_pending=MAX_PENDING_BATCHES * match.batch_size)
+    supervisor = resources.supervisor
+    delay = 0.2
     try:
-        while not stop.is_set() and not resources.failed.done():
-            batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=match.batch_size)
+        while not stop.is_set() and supervisor.healthy:
+            try:
+                batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=match.batch_size)
+            except Exception as exc:  # the group's errors surface here; classified once, by translate
+                if not translate(exc).retriable:
+                    raise
+                metrics.STAGE_RETRIES.labels("match").inc()
+                log.warning("consuming sightings: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                continue
+            delay = 0.2
             if not batch:
                 continue
             found = await resources.stage.match_batch(
@@ -140,7 +162,8 @@ async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
     """Commit processed offsets; a failure only means the batch may be handled again (idempotently)."""
     try:
         await consumer.commit(offsets)
-    except (CommitFailedError, IllegalStateError) as exc:
-        log.warning("offsets not committed (partitions reassigned): %s; the new owner replays them", exc)
-    except KafkaError as exc:
-        log.warning("offsets not committed: %s; the next commit covers them", exc)
+    except Exception as exc:  # noqa: BLE001  # classified by translate, which re-raises a bug
+        if translate(exc).retriable:
+            log.warning("offsets not committed: %s; the next commit covers them", exc)
+        else:  # CommitFailedError, IllegalStateError: this member no longer owns the partitions
+            log.warning("offsets not committed (partitions reassigned): %s; the new owner replays them", exc)

@@ -11,6 +11,7 @@ succeed, so no caller keeps a list of exception types::
     │   ├── EventError                a payload that cannot become a canonical event
     │   └── StoreRefused              PostgreSQL refused a statement for its data (a constraint)
     ├── BrokerRefused                 Kafka refused a request retrying cannot fix (size, fenced)
+    ├── WatchlistLost                 the watchlist topic's partitions vanished under a follower
     └── ServiceUnavailable (retriable) Kafka or PostgreSQL does not answer
 
 Errors of the drivers become these in one place, :func:`translate`, at the boundary: no loop keeps a
@@ -65,6 +66,12 @@ class StoreRefused(InvalidInput):
 class BrokerRefused(SeizewatchError):
     """Kafka refused a request for a reason retrying does not fix (a record over the size limit, a
     producer the broker fenced, an illegal state of the client)."""
+
+
+class WatchlistLost(SeizewatchError):
+    """Partitions of ``watchlist.changes`` vanished under a worker's follower (the topic deleted, or
+    recreated): its index no longer follows the watchlist, and nothing it could retry would tell what
+    changed meanwhile. The worker stops for its supervisor; a restart reads the topic again."""
 
 
 # SQLSTATE classes whose failures pass: connection (08), a transaction rolled back by a serialization

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from streams import metrics
+from streams.errors import translate
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,33 @@ class LagMonitor:
         self._interval_s = interval_s
 
     async def run(self) -> None:
-        """Measure until cancelled; a failed round is logged and the gauges keep their last value."""
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self._kafka.bootstrap_servers, client_id="seizewatch-lag"
-        )
-        offsets = AIOKafkaConsumer(bootstrap_servers=self._kafka.bootstrap_servers, group_id=None)
-        await admin.start()
-        await offsets.start()
-        try:
-            while True:
-                try:
+        """Measure until cancelled. A round that fails for a reason that may pass (Kafka away) is logged
+        and the gauges keep their last value; the clients are made again for the next round.
+
+        Raises:
+            SeizewatchError: a refusal retrying cannot cure (:func:`streams.errors.translate`), for the
+                supervisor: a lag nobody can see is an alert that never fires.
+        """
+        while True:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._kafka.bootstrap_servers, client_id="seizewatch-lag"
+            )
+            offsets = AIOKafkaConsumer(bootstrap_servers=self._kafka.bootstrap_servers, group_id=None)
+            try:
+                await admin.start()
+                await offsets.start()
+                while True:
                     await self.measure(admin, offsets)
-                except KafkaError as exc:
-                    log.warning("consumer lag not measured: %s", exc)
-                await asyncio.sleep(self._interval_s)
-        finally:
-            await offsets.stop()
-            await admin.close()
+                    await asyncio.sleep(self._interval_s)
+            except Exception as exc:  # classified by translate, which re-raises a bug
+                error = translate(exc)
+                if not error.retriable:
+                    raise error from exc
+                log.warning("consumer lag not measured: %s", error)
+            finally:
+                await offsets.stop()
+                await admin.close()
+            await asyncio.sleep(self._interval_s)
 
     async def measure(self, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer) -> None:
         for w in self._watched:

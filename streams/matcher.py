@@ -10,8 +10,11 @@ most of the reads the skeleton lets through (docs/performance.md). Any other rea
 record without a key) takes the full path on its own: validated as a :class:`~streams.events.Sighting`
 (what fails is dead-lettered with the field and the reason), matched, its hits recorded in PostgreSQL
 (idempotent) and published to ``watch.hits``. The stage never raises: what cannot be processed goes to
-the dead-letter topic, and failures of Kafka or PostgreSQL are retried until they answer (the read is
-held, never skipped).
+the dead-letter topic, and failures of Kafka or PostgreSQL are classified once
+(:func:`streams.errors.translate`): those that pass (a service that does not answer) are retried with
+backoff until it answers (the read is held, never skipped); a hit that PostgreSQL or Kafka refuses for
+what it holds (``store_refused``, ``broker_refused``) is dead-lettered with the reason, with the read's
+bytes, instead of being retried forever; an unexpected error (a bug) dead-letters as ``internal_error``.
 
 A read ruled out by its key is not validated here: the connectors validated every read with the same
 model before publishing it, and such a read is stored nowhere. Decoding it again cost more than the
@@ -32,12 +35,11 @@ from typing import TypeAlias, TypeVar
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from streams import metrics
 from streams.deadletter import DeadLetter
-from streams.errors import InvalidInput
+from streams.errors import BrokerRefused, InvalidInput, SeizewatchError, translate
 from streams.events import decode_sighting
 from streams.hits import HitV1, mark_published, record_hit
 from streams.matching import Match, WatchIndex
@@ -51,7 +53,6 @@ T = TypeVar("T")
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 # A hit not recorded yet, with the bytes and place ("topic/partition/offset") of the read that made it.
 Found: TypeAlias = tuple[bytes | None, str, HitV1]
-_RETRIABLE = (KafkaError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
 
 
 class MatchStage:
@@ -92,9 +93,9 @@ class MatchStage:
             hits = await self._matched(raw, origin, outcomes)
             _count(outcomes)
             return await self._record([(raw, origin, hit) for hit in hits])
-        except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
+        except Exception as exc:  # a bug, or a refusal: the read is kept with the reason, not lost
             log.exception("match stage failed on %s", origin)
-            await self._internal_error(raw, origin, exc)
+            await self._failed(raw, origin, exc)
             return []
         finally:
             _observe_age_of(raw)
@@ -137,7 +138,7 @@ class MatchStage:
                     found += [(record.value, where, hit) for hit in hits]
                 except Exception as exc:  # a bug must not lose the read: keep its bytes with the error
                     log.exception("match stage failed on %s", where)
-                    await self._internal_error(record.value, where, exc)
+                    await self._failed(record.value, where, exc)
             if records:
                 count += len(records)
                 last = records[-1].value
@@ -152,25 +153,25 @@ class MatchStage:
 
     async def record(self, found: Sequence[Found]) -> list[HitV1]:
         """Record the hits in PostgreSQL and publish them (those not published yet), all together; then
-        one by one if that failed for a reason retrying cannot cure. Return the hits recorded."""
+        one by one if that failed for a reason retrying cannot cure (a refusal, or a bug): each hit that
+        fails again is dead-lettered with its read and the reason. Return the hits recorded."""
         try:
             return await self._record(found)
-        except Exception:  # one hit that cannot be recorded must not take the batch's others with it
-            log.exception("recording %d hits together failed; recording them one by one", len(found))
+        except Exception as exc:  # noqa: BLE001  # one hit that cannot be recorded must not take the others
+            log.warning("recording %d hits together failed (%s); one by one", len(found), _reason(exc))
         hits: list[HitV1] = []
         for raw, origin, hit in found:
             try:
                 hits += await self._record([(raw, origin, hit)])
             except Exception as exc:
-                log.exception("recording a hit of %s failed", origin)
-                await self._internal_error(raw, origin, exc)
+                log.exception("recording a hit of %s failed; its read is dead-lettered", origin)
+                await self._failed(raw, origin, exc)
         return hits
 
-    async def _internal_error(self, raw: bytes | None, origin: str, exc: Exception) -> None:
-        """Dead-letter a read an unexpected error stopped (the caller has logged it)."""
-        await self.dead_letter(
-            DeadLetter(raw or b"", "internal_error", repr(exc), stage="match", origin=origin)
-        )
+    async def _failed(self, raw: bytes | None, origin: str, exc: Exception) -> None:
+        """Dead-letter a read that failed for good, with the reason (the caller has logged it)."""
+        message = str(exc) if isinstance(exc, SeizewatchError) else repr(exc)
+        await self.dead_letter(DeadLetter(raw or b"", _reason(exc), message, stage="match", origin=origin))
 
     async def _matched(
         self, raw: bytes | None, origin: str, outcomes: Counter[tuple[str, str]]
@@ -247,15 +248,33 @@ class MatchStage:
         )
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()`` until it passes or fails for a reason retrying cannot cure.
+
+        Raises:
+            SeizewatchError: the refusal (not retriable), translated (:func:`streams.errors.translate`).
+            BaseException: an error that is no failure of a service (a bug), as it was.
+        """
         delay = 0.2
         while True:
             try:
                 return await attempt()
-            except _RETRIABLE as exc:
+            except Exception as exc:  # classified by translate, which re-raises a bug
+                error = translate(exc)
+                if not error.retriable:
+                    raise error from exc
                 metrics.STAGE_RETRIES.labels("match").inc()
-                log.warning("match stage: %s; retrying in %.1f s", exc, delay)
+                log.warning("match stage: %s; retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
+
+
+def _reason(exc: BaseException) -> str:
+    """The dead letter's reason for a read that failed for good: the refusal's code, or internal_error."""
+    if isinstance(exc, InvalidInput):
+        return exc.reason  # store_refused, or the event's own reasons
+    if isinstance(exc, BrokerRefused):
+        return "broker_refused"
+    return "internal_error"  # a bug (what may pass is retried, never dead-lettered)
 
 
 def _count(outcomes: Counter[tuple[str, str]]) -> None:

@@ -16,6 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from streams import metrics
+from streams.errors import translate
 from streams.settings import KafkaSettings, PostgresSettings
 from streams.watchstore import OUTBOX_CHANNEL
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _RELAY_LOCK = 0x5E12F
 _BATCH = 500
+_RETRY_S = 2.0  # one connection attempt per interval while PostgreSQL or Kafka is away
 
 
 class OutboxRelay:
@@ -41,15 +43,24 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        """Relay until cancelled; reconnects after PostgreSQL or Kafka failures."""
+        """Relay until cancelled; reconnects after PostgreSQL or Kafka failures that may pass.
+
+        Raises:
+            SeizewatchError: a refusal retrying cannot cure (:func:`streams.errors.translate`: the broker
+                refused a record, PostgreSQL a statement): the loop ends, and its supervisor stops the
+                process, rather than skipping a watchlist change or retrying it forever unseen.
+        """
         while True:
             try:
                 await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                metrics.STAGE_RETRIES.labels("outbox").inc()
-                log.warning("outbox relay: %s; retrying in 2 s", exc)
+            except Exception as exc:  # classified by translate, which re-raises a bug
+                error = translate(exc)
                 metrics.OUTBOX_LEADER.set(0)
-                await asyncio.sleep(2)
+                if not error.retriable:
+                    raise error from exc
+                metrics.STAGE_RETRIES.labels("outbox").inc()
+                log.warning("outbox relay: %s; retrying in %.0f s", error, _RETRY_S)
+                await asyncio.sleep(_RETRY_S)
 
     async def _lead(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._postgres.dsn.get_secret_value())

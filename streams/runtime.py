@@ -1,9 +1,11 @@
 """What a matcher worker runs beside its consumer, whichever engine consumes the sightings.
 
 :func:`matcher_resources` opens the PostgreSQL pool (migrating first), an idempotent producer (acks=all),
-the :class:`~streams.matcher.MatchStage` over the worker's watchlist index, and the background jobs: the
-watchlist follower, the outbox relay and the consumer-lag monitor. A job that stops with an error sets
-``failed``; the engine stops the worker on it, never runs on without its index or relay.
+the :class:`~streams.matcher.MatchStage` over the worker's watchlist index, and the background jobs under
+the process's :class:`~streams.supervision.Supervisor`: the watchlist follower, the outbox relay and the
+consumer-lag monitor. Each retries what may pass by itself (:func:`streams.errors.translate`); one that
+ends anyway fails the supervisor, and the engine stops the worker on it (``/healthz`` 503, exit code
+:data:`~streams.supervision.EXIT_LOOP_FAILED`): it never runs on without its index or its relay.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -24,6 +25,7 @@ from streams.matching import WatchIndex
 from streams.outbox import OutboxRelay
 from streams.producers import idempotent_producer
 from streams.settings import KafkaSettings, MatchSettings, PostgresSettings
+from streams.supervision import Supervisor
 from streams.topics import SIGHTINGS
 from streams.watchsync import WatchlistFollower
 
@@ -40,29 +42,31 @@ class MatcherResources:
     index: WatchIndex
     follower: WatchlistFollower
     stage: MatchStage
-    failed: asyncio.Future[BaseException] = field(repr=False)
+    supervisor: Supervisor
 
-    async def ready(self) -> None:
-        """Wait until the index holds the whole watchlist.
-
-        Raises:
-            BaseException: a background job failed before the index caught up.
-        """
-        caught_up = asyncio.ensure_future(self.follower.caught_up.wait())
-        either: list[asyncio.Future[Any]] = [caught_up, self.failed]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        if not caught_up.done():
-            caught_up.cancel()
-            raise self.failed.result()
+    async def ready(self, stop: asyncio.Event | None = None) -> bool:
+        """Wait until the index holds the whole watchlist; False when a background job failed first (the
+        supervisor says which) or ``stop`` was set."""
+        waits = [
+            asyncio.ensure_future(self.follower.caught_up.wait()),
+            asyncio.ensure_future(self.supervisor.failed.wait()),
+        ]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return self.follower.caught_up.is_set() and self.supervisor.healthy
 
 
 @contextlib.asynccontextmanager
 async def matcher_resources(
-    kafka: KafkaSettings, postgres: PostgresSettings, match: MatchSettings
+    kafka: KafkaSettings, postgres: PostgresSettings, match: MatchSettings, supervisor: Supervisor
 ) -> AsyncIterator[MatcherResources]:
-    """The resources of one matcher worker, its background jobs running; all stopped on exit."""
-    loop = asyncio.get_running_loop()
-    failed: asyncio.Future[BaseException] = loop.create_future()
+    """The resources of one matcher worker, its background jobs running under ``supervisor``; all stopped
+    on exit."""
     index = WatchIndex()
     follower = WatchlistFollower(kafka, index)
     async with contextlib.AsyncExitStack() as stack:
@@ -75,25 +79,9 @@ async def matcher_resources(
         stage = MatchStage(index=index, match=match, kafka=kafka, pool=pool, producer=producer)
         relay = OutboxRelay(postgres, kafka, producer)
         lag = LagMonitor(kafka, [Watched("match", group_id(kafka), kafka.topic(SIGHTINGS))])
-        jobs: list[asyncio.Task[None]] = []
-
-        def on_done(task: asyncio.Task[None]) -> None:
-            error = None if task.cancelled() else task.exception()
-            if error is not None and not failed.done():
-                log.error("%s stopped: %s; stopping the worker", task.get_name(), error)
-                failed.set_result(error)
-
-        for name, job in (
-            ("watchlist-follower", follower.run()),
-            ("outbox-relay", relay.run()),
-            ("consumer-lag", lag.run()),
-        ):
-            task = asyncio.create_task(job, name=name)
-            task.add_done_callback(on_done)
-            jobs.append(task)
-        try:
-            yield MatcherResources(index, follower, stage, failed)
-        finally:
-            for task in jobs:
-                task.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
+        # Stopped before the producer and the pool they use (the stack unwinds in reverse).
+        stack.push_async_callback(supervisor.stop)
+        supervisor.spawn("watchlist-follower", follower.run())
+        supervisor.spawn("outbox-relay", relay.run())
+        supervisor.spawn("consumer-lag", lag.run())
+        yield MatcherResources(index, follower, stage, supervisor)

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from streams.matching import MatchKind
 
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
 class KafkaSettings(BaseSettings):
@@ -22,6 +23,25 @@ class KafkaSettings(BaseSettings):
     # Prepended to every topic name: lets tests and several deployments share one broker.
     topic_prefix: str = ""
     client_id: str = "seizewatch"
+    # Static membership of this process in its consumer groups (streams/consumers.py): a name of its own,
+    # stable across its restarts and unique among the group's processes (worker-1, worker-2, pager-1…).
+    # A process back under its name within a session takes its partitions back without a rebalance.
+    # Unset: dynamic membership (a killed member's partitions wait out its session).
+    instance_id: str | None = None
+    # How long the group coordinator waits for a silent member before giving its partitions to others
+    # (the broker accepts 6 s to 30 min by default).
+    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=1_800_000)
+
+    @field_validator("instance_id", mode="before")
+    @classmethod
+    def _check_instance_id(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None  # `KEY=` in an env file: not set, as for the secrets
+            if value is not None and not _INSTANCE_ID.match(value):
+                raise ValueError(
+                    "must be 1-200 letters, digits, '.', '_' or '-' (or unset: dynamic membership)"
+                )
+        return value
 
     @field_validator("topic_prefix")
     @classmethod

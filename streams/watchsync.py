@@ -2,7 +2,8 @@
 
 Reads the topic from the beginning with no consumer group (every worker needs every entry), sets
 ``caught_up`` once it has reached the end offsets seen at start, then follows it live. A worker does not
-match sightings before ``caught_up``: a half-loaded index would miss sealed cars.
+match sightings before ``caught_up``: a half-loaded index would miss sealed cars. Nor after its topic
+vanished (:class:`~streams.errors.WatchlistLost`): the follower ends, and with it the worker.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from streams import metrics
-from streams.errors import InvalidInput
+from streams.errors import InvalidInput, WatchlistLost
 from streams.hugepages import huge_pages_bytes
 from streams.matching import WatchIndex
 from streams.settings import KafkaSettings
@@ -37,7 +38,11 @@ class WatchlistFollower:
         self.refused: set[bytes] = set()
 
     async def run(self) -> None:
-        """Follow the topic until cancelled."""
+        """Follow the topic until cancelled.
+
+        Raises:
+            WatchlistLost: the topic's partitions vanished (deleted or recreated under the worker).
+        """
         topic = self._kafka.topic(WATCHLIST_CHANGES)
         consumer = AIOKafkaConsumer(
             topic,
@@ -50,6 +55,7 @@ class WatchlistFollower:
         await consumer.start()
         try:
             assigned = await wait_for_assignment(consumer, topic)
+            assigned_set = set(assigned)
             await consumer.seek_to_beginning(*assigned)
             end = await consumer.end_offsets(assigned)
             pending = {tp for tp, offset in end.items() if offset > 0}
@@ -76,6 +82,13 @@ class WatchlistFollower:
                     metrics.WATCHLIST_LAST_CHANGE.set(records[-1].timestamp / 1000)
                 for change, count in changes.items():  # once per batch: a million at start-up
                     metrics.WATCHLIST_CHANGES.labels(change).inc(count)
+                if missing := assigned_set - consumer.assignment():
+                    # aiokafka drops a deleted topic's partitions from the assignment without a word and
+                    # the index would go on serving what it last read, unseen: stop the worker instead.
+                    raise WatchlistLost(
+                        f"{topic}: partitions {sorted(tp.partition for tp in missing)} vanished (topic"
+                        " deleted or recreated); the index no longer follows the watchlist"
+                    )
                 # Positions, not the last offsets seen: compaction may have removed the last records.
                 for tp in list(pending):
                     if await consumer.position(tp) >= end[tp]:

@@ -96,3 +96,23 @@ def test_bad_operators_stop_start_up_without_repeating_a_number(
     with pytest.raises(ConfigurationError, match="SEIZEWATCH_PAGER_OPERATORS") as caught:
         Settings.from_env()
     assert "3800000001" not in str(caught.value)
+
+
+def test_the_consumer_group_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEIZEWATCH_KAFKA_INSTANCE_ID", raising=False)
+    monkeypatch.delenv("SEIZEWATCH_KAFKA_SESSION_TIMEOUT_MS", raising=False)
+    assert Settings.from_env().kafka.instance_id is None  # dynamic membership unless named
+    assert Settings.from_env().kafka.session_timeout_ms == 10_000
+    monkeypatch.setenv("SEIZEWATCH_KAFKA_INSTANCE_ID", " worker-1 ")
+    assert Settings.from_env().kafka.instance_id == "worker-1"
+    monkeypatch.setenv("SEIZEWATCH_KAFKA_INSTANCE_ID", "")  # `KEY=` in an env file: unset
+    assert Settings.from_env().kafka.instance_id is None
+
+
+def test_bad_consumer_group_settings_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEIZEWATCH_KAFKA_INSTANCE_ID", "worker 1")
+    monkeypatch.setenv("SEIZEWATCH_KAFKA_SESSION_TIMEOUT_MS", "3000")  # below the broker's minimum
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env()
+    assert "SEIZEWATCH_KAFKA_INSTANCE_ID" in str(caught.value)
+    assert "SEIZEWATCH_KAFKA_SESSION_TIMEOUT_MS" in str(caught.value)
