@@ -1,5 +1,5 @@
-"""The pager as a real process under faults: killed (SIGKILL) while its sends are in flight, one of its
-loops dying, PostgreSQL stopped and started again under it.
+"""The pager as a real process under faults: killed (SIGKILL) while its sends are in flight, a provider
+failing a third of its sends, one of its loops dying, PostgreSQL stopped and started again under it.
 
 The fake Twilio runs in this process and holds the sends while the pager is killed; what it counts is
 the truth of what was sent: exactly one SMS per (page, step, officer), none missing.
@@ -24,7 +24,7 @@ from seizewatch.localservices import LocalServices
 from seizewatch.scratch import free_port
 from streams.supervision import EXIT_LOOP_FAILED
 from tests.conftest import Isolated, eventually, stop_process
-from tests.fakes.twilio_server import FakeTwilio
+from tests.fakes.twilio_server import FakeTwilio, Faults
 from tests.integration.pager_support import (
     Clock,
     import_example_roster,
@@ -128,6 +128,37 @@ async def test_a_pager_killed_while_sending_sends_each_claimed_sms_once(
     assert {r["provider_message_id"] for r in rows} == set(fake.messages)
     print(f"kill -9 ({'created' if create_first else 'not created'} while held): {created_before} SMS at the"
           f" fake when killed, {len(fake.messages)} after the restart, for 8 notifications")  # fmt: skip
+
+
+async def test_a_failing_provider_loses_no_sms_and_sends_none_twice(
+    isolated: Isolated, fake: FakeTwilio, tmp_path: Path
+) -> None:
+    # 40 % of creates fail without a clear answer: 500 before creating, 500 after creating, created and
+    # then not answered within the adapter's 1 s. Every one must be looked up, the absent ones resent.
+    fake.faults = Faults(server_error=0.15, server_error_after_create=0.15, timeout=0.1, hang_s=3)
+    port = free_port()
+    env = pager_env(isolated, fake, port, **{**FAST, "TWILIO_TIMEOUT_S": "1", "PAGER_MAX_SEND_ATTEMPTS": "8"})
+    proc = await start_pager(env, tmp_path / "pager.log", port)
+    try:
+        pages = await hits(isolated, [f"浙J840{i:02d}" for i in range(12)])  # 24 first-step SMS
+        try:
+            rows = await eventually(
+                lambda: first_steps(isolated, pages),
+                lambda rows: len(rows) == 24 and all(r["send_state"] == "sent" for r in rows),
+                within=60,
+            )
+        except TimeoutError:
+            rows = await first_steps(isolated, pages)
+            states = Counter(r["send_state"] for r in rows)
+            at_fake = sum(len(fake.sent_to(r["phone"], r["body"])) > 0 for r in rows)
+            pytest.fail(f"60 s on: {dict(states)}; {at_fake} of {len(rows)} notifications at the fake")
+    finally:
+        stop_process(proc)
+    creates = [r for r in fake.requests if r.method == "POST"]
+    assert [len(fake.sent_to(r["phone"], r["body"])) for r in rows] == [1] * 24
+    answered_5xx = sum(1 for r in creates if r.status >= 500)
+    print(f"failing provider: {len(creates)} create requests, {answered_5xx} answered 5xx; 24 of 24"
+          " notifications at the fake exactly once")  # fmt: skip
 
 
 async def test_a_dead_loop_takes_health_down_and_the_process_exits(
