@@ -12,7 +12,7 @@ def test_sending_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SEND_CONCURRENCY", "IN_FLIGHT_MARGIN_S", "STATUS_LOOKUP_AFTER_S"):
         monkeypatch.delenv(f"SEIZEWATCH_PAGER_{name}", raising=False)
     pager = Settings.from_env().pager
-    assert (pager.send_concurrency, pager.in_flight_margin_s, pager.status_lookup_after_s) == (8, 30.0, 120)
+    assert (pager.send_concurrency, pager.in_flight_margin_s, pager.status_lookup_after_s) == (8, 15.0, 120)
 
 
 def test_sending_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
