@@ -7,11 +7,40 @@ from collections.abc import Iterable
 from prometheus_client import Counter, Gauge, Histogram
 
 PAGES = Counter("seizewatch_pages_total", "Pages opened from hits, or not (with the reason).", ["outcome"])
-NOTIFICATION_OUTCOMES = ("sent", "retried", "failed", "ambiguous", "skipped")
+NOTIFICATION_OUTCOMES = ("sent", "retried", "failed", "ambiguous", "skipped", "reconciling")
 NOTIFICATIONS = Counter(
     "seizewatch_notifications_total",
-    "SMS sends by our outcome: sent, retried, failed, ambiguous, skipped (page no longer open).",
+    "SMS sends by our outcome: sent, retried, failed, ambiguous (outcome never learned), skipped (page"
+    " taken or cancelled); reconciling (outcome unknown for now, looked up before any resend: not an end).",
     ["outcome"],
+)
+RECONCILIATION_OUTCOMES = ("found", "absent", "lookup_failed", "gave_up")
+RECONCILIATIONS = Counter(
+    "seizewatch_sms_reconciliations_total",
+    "Lookups at the provider of sends whose outcome was unknown, by what they found: found (recorded as"
+    " sent, never resent), absent (sent again), lookup_failed (asked again later), gave_up (left ambiguous).",
+    ["outcome"],
+)
+STATUS_LOOKUP_OUTCOMES = ("changed", "unchanged", "failed")
+STATUS_LOOKUPS = Counter(
+    "seizewatch_sms_status_lookups_total",
+    "Statuses asked of the provider for sent SMS whose callback brought no final status, by result.",
+    ["outcome"],
+)
+CLAIMS_RECOVERED = Counter(
+    "seizewatch_sms_claims_recovered_total",
+    "Send claims whose lease ran out with no outcome recorded (their pager died or lost PostgreSQL):"
+    " reconciled, never resent blindly.",
+)
+SENDS_IN_FLIGHT = Gauge(
+    "seizewatch_sms_calls_in_flight",
+    "Calls to the SMS provider (sends and lookups) this pager has under way; at most"
+    " SEIZEWATCH_PAGER_SEND_CONCURRENCY.",
+)
+OVERDUE_SENDS = Gauge(
+    "seizewatch_notifications_overdue",
+    "SMS due more than a minute ago and not under way (unclaimed, a claim past its lease, a lookup"
+    " overdue): a stuck sender.",
 )
 DELIVERY = Counter(
     "seizewatch_notification_status_total", "Provider status callbacks recorded, by status.", ["status"]
@@ -113,6 +142,10 @@ def prime(step_kinds: Iterable[str]) -> None:
     """
     for outcome in NOTIFICATION_OUTCOMES:
         NOTIFICATIONS.labels(outcome)
+    for outcome in RECONCILIATION_OUTCOMES:
+        RECONCILIATIONS.labels(outcome)
+    for outcome in STATUS_LOOKUP_OUTCOMES:
+        STATUS_LOOKUPS.labels(outcome)
     for step in (*step_kinds, MORNING_NOTICE_STEP):
         ESCALATIONS.labels(step)
     for status in OPERATOR_ALERT_STATUSES:

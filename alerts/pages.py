@@ -4,13 +4,17 @@ Every function takes the pager's clock reading (``now``) and passes it into SQL,
 time and two pager processes agree on what is due. A step runs only while its page is open: the check
 and the decision commit together (``FOR UPDATE SKIP LOCKED``), and SMS are sent only afterwards by
 :mod:`alerts.sending`, from notification rows this transaction wrote.
+
+A step's wait (the acknowledgement timeout) runs from when its SMS are settled — sent, failed or given
+up — not from when they were queued: until then the page has no due time (``next_due_at`` is NULL), so a
+slow or failing provider never makes a step, or the page's exhaustion, overtake its own SMS. A step
+whose every recipient is out of reach (failed, undelivered, declined) escalates at once.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
@@ -31,15 +35,11 @@ PAGES_CHANNEL = "seizewatch_pages"
 _PAGE_NAMESPACE = uuid.UUID("0c1d9a64-5e12-4c3a-a6ad-9a6e5f3b7a01")
 _NOT_REACHED = ("failed",)
 _UNDELIVERED = ("undelivered", "failed")
+_UNSETTLED = ("pending", "sending", "reconciling")
 
 
 def page_id_for(hit_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(_PAGE_NAMESPACE, str(hit_id))
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationPolicy:
-    ack_timeout: timedelta
 
 
 async def open_page(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> bool:
@@ -71,7 +71,7 @@ async def open_page(conn: Connection, hit: HitV1, roster: Roster, now: datetime)
     return bool(inserted)
 
 
-async def run_due_steps(conn: Connection, now: datetime, policy: EscalationPolicy, *, limit: int = 20) -> int:
+async def run_due_steps(conn: Connection, now: datetime, *, limit: int = 20) -> int:
     """Run the steps due at ``now`` (each page locked, skipped if another pager holds it); return how many."""
     async with conn.transaction():
         rows = await conn.fetch(
@@ -86,7 +86,7 @@ async def run_due_steps(conn: Connection, now: datetime, policy: EscalationPolic
         for row in rows:
             hit = HitV1.model_validate_json(row["hit"])
             frozen = Plan.from_json(orjson.loads(row["plan"]))
-            await _run_step(conn, row["page_id"], hit, frozen, row["next_step"], roster, now, policy)
+            await _run_step(conn, row["page_id"], hit, frozen, row["next_step"], roster, now)
     return len(rows)
 
 
@@ -131,7 +131,6 @@ async def _run_step(
     index: int,
     roster: Roster,
     now: datetime,
-    policy: EscalationPolicy,
 ) -> None:
     if index >= len(frozen.steps):
         await conn.execute(
@@ -153,8 +152,9 @@ async def _run_step(
     ]
     await _notify(conn, page_id, index, resolution.recipients, hit, step, previous, frozen, now)
     metrics.ESCALATIONS.labels(step.kind.value).inc()
-    # Nobody reachable at this step: go on to the next one at once instead of waiting out the timer.
-    due = now if resolution.nobody else now + policy.ack_timeout
+    # Nobody reachable at this step: go on to the next one at once. Otherwise the step's wait starts
+    # when its SMS are settled (step_settled), and until then nothing of this page is due.
+    due = now if resolution.nobody else None
     await conn.execute(
         "UPDATE pages SET next_step = $2, next_due_at = $3, updated_at = $4 WHERE page_id = $1",
         page_id,
@@ -224,11 +224,49 @@ def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: b
     return render_escalated(previous="、".join(previous) or "值班人员", **facts)  # type: ignore[arg-type]
 
 
+async def step_settled(
+    conn: Connection, page_id: uuid.UUID, step: int, now: datetime, ack_timeout: timedelta
+) -> bool:
+    """A notification of the page's current step was settled: once all of them are, start the step's
+    wait (``now + ack_timeout``), or escalate now when nobody at the step can answer. True when it
+    changed the page's due time.
+
+    Runs in the caller's transaction, after the notification's outcome was written.
+    """
+    page = await conn.fetchrow(
+        "SELECT state, next_step, next_due_at FROM pages WHERE page_id = $1 FOR UPDATE", page_id
+    )
+    if page is None or page["state"] != "open" or page["next_step"] != step + 1:
+        return False
+    unsettled = await conn.fetchval(
+        "SELECT count(*) FROM notifications"
+        " WHERE page_id = $1 AND step = $2 AND send_state = ANY($3::text[])",
+        page_id,
+        step,
+        list(_UNSETTLED),
+    )
+    if unsettled:
+        return False
+    if await step_out_of_reach(conn, page_id, step, now):
+        return True
+    if page["next_due_at"] is not None:
+        return False  # already waiting (a step settled before, e.g. by a callback)
+    await conn.execute(
+        "UPDATE pages SET next_due_at = $2, updated_at = $3 WHERE page_id = $1",
+        page_id,
+        now + ack_timeout,
+        now,
+    )
+    return True
+
+
 async def step_out_of_reach(conn: Connection, page_id: uuid.UUID, step: int, now: datetime) -> bool:
     """If every recipient of the page's current step is out (failed, undelivered or declined), make the
     next step due now and return True. Escalation is driven by acknowledgement, never by delivery: this
     only shortens the wait when nobody can possibly answer."""
-    page = await conn.fetchrow("SELECT state, next_step FROM pages WHERE page_id = $1 FOR UPDATE", page_id)
+    page = await conn.fetchrow(
+        "SELECT state, next_step, next_due_at FROM pages WHERE page_id = $1 FOR UPDATE", page_id
+    )
     if page is None or page["state"] != "open" or page["next_step"] != step + 1:
         return False
     rows = await conn.fetch(
@@ -243,6 +281,8 @@ async def step_out_of_reach(conn: Connection, page_id: uuid.UUID, step: int, now
         r["send_state"] in _NOT_REACHED or r["provider_status"] in _UNDELIVERED or r["declined"] for r in rows
     )
     if rows and out:
+        if page["next_due_at"] is not None and page["next_due_at"] <= now:
+            return False  # due already
         await conn.execute(
             "UPDATE pages SET next_due_at = $2, updated_at = $2 WHERE page_id = $1", page_id, now
         )

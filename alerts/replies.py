@@ -19,7 +19,7 @@ from alerts import metrics, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
-from alerts.twilio_sms import status_advances, status_is_failure
+from alerts.twilio_sms import status_advances, status_is_failure, status_is_final
 from streams.db import Connection
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,13 @@ async def record_status(
             return False
         await conn.execute(
             "UPDATE notifications SET provider_status = $2, error_code = COALESCE($3, error_code),"
-            " status_at = $4 WHERE notification_id = $1",
+            " status_at = $4, status_check_at = CASE WHEN $5 THEN NULL ELSE status_check_at END"
+            " WHERE notification_id = $1",
             row["notification_id"],
             status,
             error_code,
             now,
+            status_is_final(status),  # a final status ends the lookups for a missing callback
         )
         metrics.DELIVERY.labels(status).inc()
         if status_is_failure(status):

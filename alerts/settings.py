@@ -73,7 +73,21 @@ class PagerSettings(BaseSettings):
     # Pages waiting at the provider expire after this long (Twilio validity period, 1..36000 s), so a page
     # never arrives after someone else took the car.
     validity_period_s: int = Field(default=600, ge=1, le=36000)
+    # Sends of one notification (a send found absent at the provider after a 5xx counts too).
     max_send_attempts: int = Field(default=5, ge=1, le=20)
+    # SMS one pager hands to the provider at once: a slow provider delays a page by one call, not by the
+    # queue ahead of it. A pager claims only as many as it can send now.
+    send_concurrency: int = Field(default=8, ge=1, le=64)
+    # How long after a request was given up (timeout, broken connection, a crash) it may still land at
+    # the provider and show in its list. A claim's lease is the provider's timeout plus this; a send whose
+    # outcome is unknown is looked up only then, so "not found" means not sent. 15 s is taken to cover a
+    # request still in transit and the list showing a new message (raise it if a lookup ever misses a
+    # message the provider has: a second SMS follows); a pager killed mid-send has its SMS looked up, and
+    # the absent ones sent, 25 s after they were claimed with the default 10 s timeout.
+    in_flight_margin_s: float = Field(default=15.0, gt=0, le=600)
+    # A sent SMS whose status callback brought no final status this long after the provider accepted it
+    # is looked up by its id (again after twice as long, …, until its validity period is over).
+    status_lookup_after_s: int = Field(default=120, ge=1, le=3600)
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     # A vehicle with a live task seen at a new place within this long of the last update is only trailed.
     task_suppress_window_s: int = Field(default=600, ge=0, le=86400)

@@ -13,6 +13,9 @@ Callers (escalation, the demo) depend on :class:`SmsProvider` only; the Twilio a
 
 Creating a message is not idempotent. ``may_have_sent`` says whether the provider may have created the
 message despite the error: only a failure with ``may_have_sent=False`` is safe to retry automatically.
+Any other is reconciled: :meth:`SmsProvider.find` looks for the message (the recipient, the body — every
+page SMS carries its own reply code — created since the first attempt) before anything is sent again,
+and :meth:`SmsProvider.status` asks for the status of a message whose callback never came.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from streams.errors import SeizewatchError
@@ -85,6 +89,21 @@ class SentSms:
     status: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    """What the provider says of a message it accepted.
+
+    Attributes:
+        status: the provider's word (Twilio: ``queued``, ``sent``, ``delivered``, ``undelivered``…).
+        error_code: the provider's error code for a failed delivery, if any.
+        final: no later status will follow (delivered, undelivered, failed, canceled).
+    """
+
+    status: str
+    error_code: str | None
+    final: bool
+
+
 class SmsError(SeizewatchError):
     """A send failed; ``kind`` says what to do next, ``fault`` whose problem it is.
 
@@ -135,6 +154,8 @@ class SmsProvider(Protocol):
 
     #: short stable name for logs and metric labels, e.g. ``"twilio"``.
     name: str
+    #: the longest one call may take, in seconds (its timeout): a claim's lease is longer than this.
+    timeout_s: float
 
     async def send(self, message: OutgoingSms) -> SentSms:
         """Hand one message to the provider. Never retries by itself.
@@ -148,6 +169,32 @@ class SmsProvider(Protocol):
         Raises:
             SmsError: see its ``kind`` for what to do next. An ``ambiguous`` error means the message may
                 exist: reconcile by status before resending.
+        """
+        ...
+
+    async def find(self, to: str, body: str, since: datetime) -> SentSms | None:
+        """Look for a message we may have created: to ``to``, from our sender, with exactly ``body``,
+        created at or after ``since`` (the first attempt's claim). For a send whose outcome is unknown;
+        call it only once every request that could have created it has landed.
+
+        Args:
+            to: the recipient in E.164 form.
+            body: the text exactly as sent; it carries the notification's own reply code.
+            since: no message of this notification is older.
+
+        Returns:
+            The message (its id and current status), or None when the provider has none.
+
+        Raises:
+            SmsError: the lookup failed; nothing is known (try again later).
+        """
+        ...
+
+    async def status(self, provider_message_id: str) -> DeliveryStatus:
+        """The current status of a message the provider accepted (a status callback that never came).
+
+        Raises:
+            SmsError: ``permanent`` when the provider has no such message, else the lookup failed.
         """
         ...
 
@@ -167,10 +214,12 @@ class ConsoleSms(SmsProvider):
     """Prints what would be sent instead of sending it (the demo without credentials).
 
     Ids are deterministic (derived from the idempotency key), so a demo run reads the same every time.
-    ``sent`` keeps every message, in order.
+    ``sent`` keeps every message, in order; lookups answer from it (a restarted demo has forgotten what
+    it printed, and prints it again).
     """
 
     name = "console"
+    timeout_s = 1.0
 
     def __init__(self, write: Callable[[str], None] = print) -> None:
         self._write = write
@@ -178,10 +227,31 @@ class ConsoleSms(SmsProvider):
 
     async def send(self, message: OutgoingSms) -> SentSms:
         """Print the message (the number masked) and return a fake ``SM…`` id; never fails."""
-        sid = "SM" + hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+        sid = _console_sid(message)
         self.sent.append(message)
         self._write(f"SMS → {mask_number(message.to)} [{sid}]: {message.body}")
         return SentSms(provider_message_id=sid, status="queued")
 
+    async def find(self, to: str, body: str, since: datetime) -> SentSms | None:  # noqa: ARG002  # all it has is what it printed
+        """The printed message to ``to`` with this body, if this process printed one."""
+        for message in reversed(self.sent):
+            if message.to == to and message.body == body:
+                return SentSms(provider_message_id=_console_sid(message), status="delivered")
+        return None
+
+    async def status(self, provider_message_id: str) -> DeliveryStatus:
+        """Printed is delivered; an id this process never printed is unknown.
+
+        Raises:
+            SmsError: ``permanent``, for an id this process never printed.
+        """
+        if any(_console_sid(m) == provider_message_id for m in self.sent):
+            return DeliveryStatus(status="delivered", error_code=None, final=True)
+        raise SmsError(f"no printed message {provider_message_id}", kind="permanent", fault="provider")
+
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def _console_sid(message: OutgoingSms) -> str:
+    return "SM" + hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]

@@ -1,8 +1,9 @@
 """The Twilio adapter: the only module that imports the twilio SDK.
 
 It sends through ``client.messages.create_async`` and translates every failure into
-:class:`alerts.sms.SmsError`, and it checks the signature of Twilio's webhooks. Decisions that the SDK's
-defaults would get wrong:
+:class:`alerts.sms.SmsError`, looks messages up for reconciliation (the Messages list filtered by ``To``
+and ``From``, newest first; one message by SID), and checks the signature of Twilio's webhooks. Decisions
+that the SDK's defaults would get wrong:
 
 - ``AsyncTwilioHttpClient`` ignores the timeout given to its constructor (twilio-python issue #925) and
   hands aiohttp ``timeout=None``, which means no timeout at all: :class:`_HttpClient` applies ours, with
@@ -20,12 +21,14 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import SecretStr
 from twilio.base.exceptions import (  # type: ignore[import-untyped]  # twilio ships no type information
+    TwilioException,
     TwilioRestException,
     TwilioServiceException,
 )
@@ -34,7 +37,16 @@ from twilio.http.response import Response  # type: ignore[import-untyped]
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from alerts.sms import OutgoingSms, SentSms, SmsError, SmsErrorKind, SmsFault, SmsProvider, mask_number
+from alerts.sms import (
+    DeliveryStatus,
+    OutgoingSms,
+    SentSms,
+    SmsError,
+    SmsErrorKind,
+    SmsFault,
+    SmsProvider,
+    mask_number,
+)
 from streams.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -85,6 +97,15 @@ STATUS_RANK: Final[Mapping[str, int]] = {
     "canceled": 4,
 }
 FAILURE_STATUSES: Final = frozenset({"undelivered", "failed"})
+_FINAL_RANK: Final = 4
+
+# A lookup compares Twilio's date_created (whole seconds, Twilio's clock) with our claim time: this much
+# earlier still counts, so neither the rounding nor a clock a little off makes a message look absent.
+LOOKUP_CLOCK_SLACK: Final = timedelta(minutes=5)
+# Messages to one recipient read per lookup at most (50 a page): more than that since the claim is not
+# a page's SMS being looked for but something else, and "absent" must never be guessed.
+_LOOKUP_PAGE_SIZE: Final = 50
+_LOOKUP_MAX_PAGES: Final = 20
 
 
 def status_is_failure(status: str) -> bool:
@@ -93,6 +114,11 @@ def status_is_failure(status: str) -> bool:
     Escalation is driven by acknowledgement, not delivery; a failure only lets it move on sooner.
     """
     return status in FAILURE_STATUSES
+
+
+def status_is_final(status: str) -> bool:
+    """Whether no later status will follow (delivered, undelivered, failed, canceled)."""
+    return STATUS_RANK.get(status) == _FINAL_RANK
 
 
 def status_advances(current: str | None, new: str) -> bool:
@@ -230,7 +256,7 @@ class TwilioSms(SmsProvider):
         if api_base_url is not None and urlsplit(api_base_url).scheme not in ("http", "https"):
             raise ConfigurationError(f"Twilio API base URL must be http(s)://…, not {api_base_url!r}")
         self._sender = sender
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._http = _HttpClient(timeout_s=timeout_s, api_base_url=api_base_url)
         self._client = Client(
             account_sid,
@@ -276,7 +302,7 @@ class TwilioSms(SmsProvider):
             error = _from_transport(exc)
         except TimeoutError as exc:
             error = SmsError(
-                f"Twilio did not answer within {self._timeout_s} s: the message may have been created",
+                f"Twilio did not answer within {self.timeout_s} s: the message may have been created",
                 kind="ambiguous",
                 fault="provider",
             )
@@ -306,6 +332,69 @@ class TwilioSms(SmsProvider):
             error,
         )
         raise error
+
+    async def find(self, to: str, body: str, since: datetime) -> SentSms | None:
+        """Look through the messages to ``to`` from our sender, newest first, back to ``since`` (less
+        :data:`LOOKUP_CLOCK_SLACK`), for one with exactly this body.
+
+        With a Messaging Service as sender the list is filtered by ``To`` only (Twilio picks the number).
+
+        Returns:
+            The message's SID and current status, or None when there is none since then.
+
+        Raises:
+            SmsError: ``retriable``: the lookup failed (any answer but the list, no answer, or more
+                messages than one lookup reads); nothing is known.
+        """
+        filters: dict[str, str] = {"to": to}
+        if not self._sender.startswith("MG"):
+            filters["from_"] = self._sender
+        oldest = since - LOOKUP_CLOCK_SLACK
+        try:
+            page = await self._client.messages.page_async(page_size=_LOOKUP_PAGE_SIZE, **filters)
+            for _ in range(_LOOKUP_MAX_PAGES):
+                for message in page:
+                    created = message.date_created
+                    if isinstance(created, datetime) and created < oldest:
+                        return None  # newest first: everything further is older still
+                    if message.body == body and message.sid:
+                        logger.info("lookup: the SMS to %s exists as %s (%s)", mask_number(to), message.sid,
+                                    message.status)  # fmt: skip
+                        return SentSms(provider_message_id=str(message.sid), status=str(message.status))
+                page = await page.next_page_async()
+                if page is None:
+                    return None
+        except (TwilioException, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise _lookup_failed(exc, to) from exc
+        raise SmsError(
+            f"more than {_LOOKUP_PAGE_SIZE * _LOOKUP_MAX_PAGES} messages to {mask_number(to)} since"
+            f" {oldest.isoformat()}: not looked through",
+            kind="retriable",
+            fault="provider",
+        )
+
+    async def status(self, provider_message_id: str) -> DeliveryStatus:
+        """Fetch one message by SID: its status now.
+
+        Raises:
+            SmsError: ``permanent`` when Twilio has no such message (404), else ``retriable``.
+        """
+        try:
+            message = await self._client.messages(provider_message_id).fetch_async()
+        except TwilioRestException as exc:
+            if int(exc.status) == 404:
+                raise SmsError(
+                    f"Twilio has no message {provider_message_id}", kind="permanent", fault="provider",
+                    code=str(exc.code), http_status=404,
+                ) from exc  # fmt: skip
+            raise _lookup_failed(exc, "") from exc
+        except (TwilioException, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise _lookup_failed(exc, "") from exc
+        status = str(message.status or "")
+        code = message.error_code
+        return DeliveryStatus(
+            status=status, error_code=str(code) if code else None, final=status_is_final(status)
+        )
 
     async def close(self) -> None:
         """Close the HTTP session. Idempotent."""
@@ -350,6 +439,18 @@ def _from_twilio(exc: TwilioRestException | TwilioServiceException, to: str) -> 
     if code in _CONFIGURATION_CODES or status in (401, 403):
         return error("configuration", "ours")
     return error("permanent", "ours")
+
+
+def _lookup_failed(exc: Exception, to: str) -> SmsError:
+    """A lookup has no side effect: whatever went wrong, trying again later is safe."""
+    text = str(exc).replace(to, mask_number(to)) if to else str(exc)
+    status = getattr(exc, "status", None)
+    return SmsError(
+        f"Twilio lookup failed: {type(exc).__name__}: {text}",
+        kind="retriable",
+        fault="provider",
+        http_status=int(status) if isinstance(status, int) else None,
+    )
 
 
 def _from_transport(exc: aiohttp.ClientError) -> SmsError:

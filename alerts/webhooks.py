@@ -12,7 +12,7 @@ import contextlib
 import hmac
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -54,10 +54,15 @@ def create_app(
     *,
     clock: Clock = utc_now,
     consume: bool = True,
+    on_failure: Callable[[str], None] | None = None,
 ) -> FastAPI:
+    """The pager's app; its lifespan runs the pager (``on_failure``: see :func:`alerts.service.running`)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(kafka, postgres, settings, provider, clock=clock, consume=consume) as pager:
+        async with running(
+            kafka, postgres, settings, provider, clock=clock, consume=consume, on_failure=on_failure
+        ) as pager:
             app.state.pager = pager
             yield
 
@@ -166,8 +171,10 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> JSONResponse:
+        supervisor = pager_of(request).supervisor
+        status, body = supervisor.health() if supervisor is not None else (200, {"status": "ok"})
+        return JSONResponse(body, status_code=status)  # 503 naming the loop that ended
 
     return app
 

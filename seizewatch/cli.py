@@ -250,17 +250,39 @@ def ingest() -> None:
 
 @cli.command()
 def pager() -> None:
-    """Run the pager: hits → pages → SMS, escalation, status callbacks and replies (SEIZEWATCH_PAGER_PORT)."""
+    """Run the pager: hits → pages → SMS, escalation, status callbacks and replies (SEIZEWATCH_PAGER_PORT).
+
+    Exits 70 when one of its loops ended (its supervisor, e.g. compose's restart policy, starts it again)
+    and 3 when it could not start (PostgreSQL or Kafka unreachable).
+    """
     import uvicorn
 
     from alerts.service import build_provider
     from alerts.webhooks import create_app as create_pager_app
+    from streams.supervision import EXIT_LOOP_FAILED
 
     settings = settings_from_env()
+    failures: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def stop(failure: str) -> None:
+        failures.append(failure)
+        if server is not None:
+            server.should_exit = True  # a dead loop stops the HTTP server too: /healthz goes with it
+
     app = create_pager_app(
-        settings.kafka, settings.postgres, settings.pager, settings.twilio, build_provider(settings.twilio)
+        settings.kafka, settings.postgres, settings.pager, settings.twilio, build_provider(settings.twilio),
+        on_failure=stop,
+    )  # fmt: skip
+    config = uvicorn.Config(
+        app, host=settings.pager.host, port=settings.pager.port, log_config=None, access_log=False
     )
-    uvicorn.run(app, host=settings.pager.host, port=settings.pager.port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve())
+    if failures:
+        sys.exit(EXIT_LOOP_FAILED)
+    if not server.started:
+        sys.exit(3)  # uvicorn's own code for a start-up that failed (uvicorn.run exits so too)
 
 
 # --- demo ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ SIGHTINGS = "plate.sightings"
 SIGHTINGS_DLQ = "plate.sightings.dlq"
 WATCHLIST_CHANGES = "watchlist.changes"
 HITS = "watch.hits"
+HITS_DLQ = "watch.hits.dlq"
 SEIZURE_REQUESTS = "traffic.seizure-requests"
 SEIZURE_RESULTS = "traffic.seizure-results"
 
@@ -81,6 +82,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         SEIZURE_RESULTS,
         partitions=3,
         purpose="what the traffic police did (stopped, seized, custody), key: entry id",
+        config={"retention.ms": str(30 * _DAY_MS), "cleanup.policy": "delete"},
+    ),
+    TopicSpec(
+        HITS_DLQ,
+        partitions=1,
+        # Each record is a hit nobody was paged for: kept as long as the hits themselves.
+        purpose="hits the pager could not take (unreadable, refused by PostgreSQL): raw bytes + reasons",
         config={"retention.ms": str(30 * _DAY_MS), "cleanup.policy": "delete"},
     ),
 )

@@ -11,9 +11,21 @@ Usage::
         sms = TwilioSms(account_sid=twilio.account_sid, auth_token=SecretStr(twilio.auth_token),
                         sender=twilio.phone_number, api_base_url=twilio.base_url)
         twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+        twilio.faults = Faults(server_error=0.3)        # from now on, changeable while a pager sends
+        twilio.hold(create_first=True)                  # sends wait at the fake until release()
         ...
         await twilio.deliver(sid)                       # POSTs to the message's StatusCallback
+        twilio.set_status(sid, "undelivered", 30003)    # ...or changes it without a callback
         await twilio.inbound(url, "+8613800138000", "1 K7Q")
+
+Besides creating messages it answers the two reads a sender reconciles with, as Twilio does: the list of
+messages (``GET …/Messages.json`` filtered by ``To`` and ``From``, newest first, ``PageSize`` and
+``next_page_uri`` paging) and one message by SID (``GET …/Messages/{Sid}.json``).
+
+Faults are attributes and methods of the object, so a test drives them while a pager runs as another
+process: a fraction of creates answered 5xx (with or without the message created: Twilio can create it
+and still answer 500), created and then not answered past the client's timeout, refused for good
+(21211), every create slowed down, sends held until released, lookups failing.
 """
 
 from __future__ import annotations
@@ -21,17 +33,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
+import random
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import httpx
 from aiohttp import web
@@ -56,6 +69,7 @@ class RecordedRequest:
     form: dict[str, str]
     authorized: bool
     status: int  # what the fake answered (0 while it is still hanging)
+    query: dict[str, str] = field(default_factory=dict)  # of a GET
 
 
 @dataclass
@@ -76,6 +90,31 @@ class FakeMessage:
 
 
 @dataclass
+class Faults:
+    """What the fake does to create requests, drawn per request (a seeded generator: the same run
+    draws the same faults). Fractions add up to at most 1; the rest are answered normally.
+
+    Attributes:
+        server_error: answered 500, nothing created.
+        server_error_after_create: the message is created, then answered 500 (its SID never told).
+        timeout: the message is created, then no answer for ``hang_s`` (past the client's timeout).
+        permanent: answered 400 with code 21211 (invalid 'To' number), nothing created.
+        invalid_numbers: ``To`` numbers always answered 21211.
+        delay_s: every create is answered this much later (a slow provider); the message is created
+            when the answer goes out.
+        hang_s: how long a ``timeout`` fault withholds its answer.
+    """
+
+    server_error: float = 0.0
+    server_error_after_create: float = 0.0
+    timeout: float = 0.0
+    permanent: float = 0.0
+    invalid_numbers: frozenset[str] = frozenset()
+    delay_s: float = 0.0
+    hang_s: float = 30.0
+
+
+@dataclass
 class _Failure:
     status: int
     code: int | None
@@ -91,6 +130,8 @@ class FakeTwilio:
         phone_number: the account's number, used as ``To`` of inbound SMS.
         requests: every request received, in order.
         messages: messages created, by SID.
+        faults: what happens to create requests (:class:`Faults`); replace it at any time.
+        in_flight, max_in_flight: create requests being answered now, and the most at once.
     """
 
     def __init__(
@@ -99,6 +140,7 @@ class FakeTwilio:
         account_sid: str | None = None,
         auth_token: str | None = None,
         phone_number: str = "+15005550006",
+        seed: int = 21,
     ) -> None:
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
@@ -107,6 +149,14 @@ class FakeTwilio:
         self.messages: dict[str, FakeMessage] = {}
         self._failures: list[_Failure] = []
         self._hangs: list[float] = []
+        self.faults = Faults()
+        self.random = random.Random(seed)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._gate: asyncio.Event | None = None  # set: held sends go on
+        self._create_first = False
+        self._held: list[web.Request] = []  # Request is a mapping: not hashable
+        self._lookup_failures = 0
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -117,6 +167,7 @@ class FakeTwilio:
     async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_post(f"/{API_VERSION}/Accounts/{{account}}/Messages.json", self._create)
+        app.router.add_get(f"/{API_VERSION}/Accounts/{{account}}/Messages.json", self._list)
         app.router.add_get(f"/{API_VERSION}/Accounts/{{account}}/Messages/{{sid}}.json", self._fetch)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await self._runner.setup()
@@ -157,6 +208,48 @@ class FakeTwilio:
         """Create the next message, then wait ``seconds`` before answering: the client times out although
         the message exists (what makes a timeout ambiguous)."""
         self._hangs.append(seconds)
+
+    def hold(self, *, create_first: bool) -> None:
+        """Hold every create request from now on until :meth:`release`.
+
+        ``create_first``: the message is created when the request arrives and only the answer is held
+        (the sender cannot know it exists); otherwise the request waits at the door, and one whose client
+        has gone away by the release (a killed sender) is dropped, never created. Calling it again
+        changes how requests arriving later are held.
+        """
+        if self._gate is None or self._gate.is_set():
+            self._gate = asyncio.Event()
+        self._create_first = create_first
+
+    def release(self) -> None:
+        """Let the held create requests go on (see :meth:`hold`); later ones are not held."""
+        if self._gate is not None:
+            self._gate.set()
+        self._gate = None
+
+    @property
+    def held(self) -> int:
+        """Create requests waiting in :meth:`hold` now whose client still waits for the answer (one that
+        gave up, timed out or was killed, no longer counts)."""
+        return sum(1 for r in self._held if r.transport is not None and not r.transport.is_closing())
+
+    def fail_lookups(self, times: int) -> None:
+        """Answer the next ``times`` authorized GET requests (list or fetch) with a 500."""
+        self._lookup_failures += times
+
+    def set_status(self, sid: str, status: str, error_code: int | None = None) -> None:
+        """Change a message's status without a callback (the status callback that never comes).
+
+        Raises:
+            KeyError: no such message.
+        """
+        message = self.messages[sid]
+        message.status = status
+        message.error_code = error_code
+
+    def sent_to(self, to: str, body: str) -> list[FakeMessage]:
+        """Messages created for ``to`` with exactly this body."""
+        return [m for m in self.messages.values() if m.to == to and m.body == body]
 
     # ------------------------------------------------------------------------------------- webhooks
 
@@ -250,13 +343,20 @@ class FakeTwilio:
         authorized = self._authorized(request)
         index = len(self.requests)
         self.requests.append(RecordedRequest(request.method, request.path, form, authorized, 0))
-        response = await self._answer_create(form, authorized)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            response = await self._answer_create(request, form, authorized)
+        finally:
+            self.in_flight -= 1
         self.requests[index] = RecordedRequest(
             request.method, request.path, form, authorized, response.status
         )
         return response
 
-    async def _answer_create(self, form: dict[str, str], authorized: bool) -> web.Response:
+    async def _answer_create(
+        self, request: web.Request, form: dict[str, str], authorized: bool
+    ) -> web.Response:
         if not authorized:
             response = _error(401, 20003, "Authenticate")
             response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
@@ -270,20 +370,124 @@ class FakeTwilio:
         problem = _invalid(form)
         if problem is not None:
             return problem
-        message = self._store(form)
+        faults = self.faults
+        if form["To"] in faults.invalid_numbers:
+            return _error(400, 21211, "The 'To' number is not a valid phone number.")
+        message: FakeMessage | None = None
+        if self._gate is not None:
+            gate, create_first = self._gate, self._create_first
+            if create_first:
+                message = self._store(form)
+            self._held.append(request)
+            try:
+                await self._until(gate.wait())
+            finally:
+                self._held.remove(request)
+            if message is None and (request.transport is None or request.transport.is_closing()):
+                return _error(503, None, "the client went away while held: not created")
+        if faults.delay_s > 0:
+            await self._until(asyncio.sleep(faults.delay_s))
+        draw = self.random.random()
+        if message is None:
+            if draw < faults.permanent:
+                return _error(400, 21211, "The 'To' number is not a valid phone number.")
+            draw -= faults.permanent
+            if draw < faults.server_error:
+                return _error(500, None, "Internal Server Error")
+            draw -= faults.server_error
+            message = self._store(form)
+            if draw < faults.server_error_after_create:
+                return _error(500, None, "Internal Server Error")
+            draw -= faults.server_error_after_create
+            if draw < faults.timeout:
+                await self._until(asyncio.sleep(faults.hang_s))
         if self._hangs:
-            seconds = self._hangs.pop(0)
-            with contextlib.suppress(TimeoutError):  # the time is up, or the fake is closing
-                await asyncio.wait_for(self._closing.wait(), seconds)
+            await self._until(asyncio.sleep(self._hangs.pop(0)))
         return web.json_response(self._resource(message), status=201)
 
-    async def _fetch(self, request: web.Request) -> web.Response:
+    async def _until(self, waiting: Awaitable[object]) -> None:
+        """Wait for ``waiting`` unless the fake closes first (releasing every held or hanging request)."""
+        task = asyncio.ensure_future(waiting)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({task, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, closing):
+                pending.cancel()
+
+    def _lookup_refused(self, request: web.Request) -> web.Response | None:
+        """Unauthorized, or an injected lookup failure: the answer; else None."""
         if not self._authorized(request):
             return _error(401, 20003, "Authenticate")
-        message = self.messages.get(request.match_info["sid"])
-        if message is None:
-            return _error(404, 20404, "The requested resource was not found")
-        return web.json_response(self._resource(message))
+        if self._lookup_failures > 0:
+            self._lookup_failures -= 1
+            return _error(500, None, "Internal Server Error")
+        return None
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """Twilio's list of messages: filtered by To and From, newest first, paged by ``PageSize`` with a
+        ``PageToken`` (the SID of the previous page's last message) in ``next_page_uri``."""
+        query = dict(request.query)
+        response = self._lookup_refused(request) or self._page(query)
+        self.requests.append(
+            RecordedRequest(
+                request.method, request.path, {}, self._authorized(request), response.status, query
+            )
+        )
+        return response
+
+    def _page(self, query: dict[str, str]) -> web.Response:
+        try:
+            size = min(max(int(query.get("PageSize", "50")), 1), 1000)
+            page = int(query.get("Page", "0"))
+        except ValueError:
+            return _error(400, 20001, "Invalid PageSize or Page")
+        # Newest first; messages created in the same instant, last created first.
+        listed = [
+            m
+            for _, m in sorted(
+                enumerate(self.messages.values()), key=lambda im: (im[1].created_at, im[0]), reverse=True
+            )
+            if ("To" not in query or m.to == query["To"])
+            and ("From" not in query or m.from_ == query["From"])
+        ]
+        token = query.get("PageToken")
+        if token is not None:
+            after = [i for i, m in enumerate(listed) if "PA" + m.sid == token]
+            listed = listed[after[0] + 1 :] if after else []
+        rows, more = listed[:size], len(listed) > size
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        filters: dict[str, object] = {k: query[k] for k in ("To", "From") if k in query}
+
+        def uri(**extra: object) -> str:
+            return base + "?" + urlencode({**filters, "PageSize": size, **extra})
+
+        return web.json_response(
+            {
+                "messages": [self._resource(m) for m in rows],
+                "end": page * size + max(len(rows) - 1, 0),
+                "first_page_uri": uri(Page=0),
+                "next_page_uri": uri(Page=page + 1, PageToken="PA" + rows[-1].sid) if more else None,
+                "previous_page_uri": uri(Page=page - 1) if page > 0 else None,
+                "page": page,
+                "page_size": size,
+                "start": page * size,
+                "uri": uri(Page=page),
+            }
+        )
+
+    async def _fetch(self, request: web.Request) -> web.Response:
+        response = self._lookup_refused(request)
+        if response is None:
+            message = self.messages.get(request.match_info["sid"])
+            if message is None:
+                response = _error(404, 20404, "The requested resource was not found")
+            else:
+                response = web.json_response(self._resource(message))
+        self.requests.append(
+            RecordedRequest(request.method, request.path, {}, self._authorized(request), response.status)
+        )
+        return response
 
     def _store(self, form: dict[str, str]) -> FakeMessage:
         sid = "SM" + secrets.token_hex(16)

@@ -1,5 +1,5 @@
 """Shared pieces of the pager tests: a controllable clock, hits made the way the matcher makes them,
-and the pager served over real HTTP against the fake Twilio."""
+the pager served over real HTTP against the fake Twilio, and a bare pager whose rounds a test runs."""
 
 from __future__ import annotations
 
@@ -12,22 +12,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from alerts.rosterstore import import_roster, parse_document
+from alerts.service import Pager
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.twilio_sms import TwilioSms
 from alerts.webhooks import create_app
 from seizewatch.scratch import free_port
-from streams import watchstore
+from streams import db, watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
 from streams.topics import HITS
 from streams.vehicles import Action, Priority
-from tests.conftest import Isolated, eventually
+from tests.conftest import Isolated, Process, eventually, spawn
 from tests.fakes.twilio_server import FakeTwilio
 
 ROSTER = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "roster.json"
@@ -113,9 +115,36 @@ class RunningPager:
     settings: PagerSettings
 
 
+def twilio_to(fake: FakeTwilio, *, timeout_s: float = 5) -> TwilioSms:
+    """The real Twilio adapter, aimed at the fake."""
+    return TwilioSms(
+        account_sid=fake.account_sid, auth_token=SecretStr(fake.auth_token), sender=fake.phone_number,
+        api_base_url=fake.base_url, timeout_s=timeout_s,
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def bare_pager(
+    isolated: Isolated, fake: FakeTwilio, clock: Clock, settings: PagerSettings, *, timeout_s: float = 5
+) -> AsyncIterator[Pager]:
+    """A pager with no loop running: the test runs its rounds (``escalate_once``, ``send_once``…)."""
+    async with db.pool(isolated.settings.postgres) as pool:
+        provider = twilio_to(fake, timeout_s=timeout_s)
+        try:
+            yield Pager(pool, provider, settings, isolated.settings.postgres.dsn.get_secret_value(), clock)
+        finally:
+            await provider.close()
+
+
 @contextlib.asynccontextmanager
 async def serve_pager(
-    isolated: Isolated, fake: FakeTwilio, clock: Clock, *, settings: PagerSettings | None = None
+    isolated: Isolated,
+    fake: FakeTwilio,
+    clock: Clock,
+    *,
+    settings: PagerSettings | None = None,
+    timeout_s: float = 5,
+    consume: bool = True,
 ) -> AsyncIterator[RunningPager]:
     """The pager app served by uvicorn on loopback, sending through the real twilio client to the fake."""
     port = free_port()
@@ -129,13 +158,11 @@ async def serve_pager(
         sender=fake.phone_number,
         api_base_url=fake.base_url,
     )
-    provider = TwilioSms(
-        account_sid=fake.account_sid, auth_token=SecretStr(fake.auth_token), sender=fake.phone_number,
-        api_base_url=fake.base_url, timeout_s=5,
-    )  # fmt: skip
+    provider = twilio_to(fake, timeout_s=timeout_s)
     app = create_app(
-        isolated.settings.kafka, isolated.settings.postgres, settings, twilio, provider, clock=clock
-    )
+        isolated.settings.kafka, isolated.settings.postgres, settings, twilio, provider, clock=clock,
+        consume=consume,
+    )  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
     try:
@@ -148,3 +175,36 @@ async def serve_pager(
     finally:
         server.should_exit = True
         await task
+
+
+def pager_env(isolated: Isolated, fake: FakeTwilio, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a `seizewatch pager` process sending to the fake; ``settings`` are more
+    SEIZEWATCH_* variables (names without the prefix, e.g. ``PAGER_ACK_TIMEOUT_S="5"``)."""
+    return {
+        **isolated.env,
+        "SEIZEWATCH_PAGER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SEIZEWATCH_PAGER_ACK_TIMEOUT_S": "5",
+        "SEIZEWATCH_PAGER_POLL_INTERVAL_S": "0.2",
+        "SEIZEWATCH_TWILIO_ACCOUNT_SID": fake.account_sid,
+        "SEIZEWATCH_TWILIO_AUTH_TOKEN": fake.auth_token,
+        "SEIZEWATCH_TWILIO_SENDER": fake.phone_number,
+        "SEIZEWATCH_TWILIO_API_BASE_URL": fake.base_url,
+        **{f"SEIZEWATCH_{name}": value for name, value in settings.items()},
+    }
+
+
+async def start_pager(env: dict[str, str], log: Path, port: int) -> Process:
+    """`seizewatch pager` as a process on ``port``, once its /healthz answers 200."""
+    proc = spawn("pager", {**env, "SEIZEWATCH_PAGER_PORT": str(port)}, log, "SEIZEWATCH_METRICS_PORT")
+    proc.port = port  # the pager serves /metrics and /healthz on its own port
+
+    async def healthy() -> bool:
+        assert proc.process.poll() is None, f"pager died:\n{proc.tail()}"
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(healthy, bool, within=60)
+    return proc

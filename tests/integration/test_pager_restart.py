@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from alerts.pages import page_id_for
 from seizewatch.scratch import free_port
-from tests.conftest import Isolated, Process, eventually, spawn, stop_process
+from tests.conftest import Isolated, eventually, stop_process
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.pager_support import import_example_roster, make_hit, publish
+from tests.integration.pager_support import import_example_roster, make_hit, pager_env, publish, start_pager
 
 pytestmark = pytest.mark.integration
 
@@ -26,35 +25,6 @@ pytestmark = pytest.mark.integration
 async def fake() -> AsyncIterator[FakeTwilio]:
     async with FakeTwilio() as f:
         yield f
-
-
-def pager_env(isolated: Isolated, fake: FakeTwilio, port: int) -> dict[str, str]:
-    return {
-        **isolated.env,
-        "SEIZEWATCH_PAGER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "SEIZEWATCH_PAGER_ACK_TIMEOUT_S": "5",
-        "SEIZEWATCH_PAGER_POLL_INTERVAL_S": "0.2",
-        "SEIZEWATCH_TWILIO_ACCOUNT_SID": fake.account_sid,
-        "SEIZEWATCH_TWILIO_AUTH_TOKEN": fake.auth_token,
-        "SEIZEWATCH_TWILIO_SENDER": fake.phone_number,
-        "SEIZEWATCH_TWILIO_API_BASE_URL": fake.base_url,
-    }
-
-
-async def start_pager(env: dict[str, str], log: Path, port: int) -> Process:
-    proc = spawn("pager", {**env, "SEIZEWATCH_PAGER_PORT": str(port)}, log, "SEIZEWATCH_METRICS_PORT")
-    proc.port = port  # the pager serves /metrics and /healthz on its own port
-
-    async def healthy() -> bool:
-        assert proc.process.poll() is None, f"pager died:\n{proc.tail()}"
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await eventually(healthy, bool, within=60)
-    return proc
 
 
 async def steps_sent(isolated: Isolated, page_id: uuid.UUID) -> dict[int, list[asyncpg.Record]]:
