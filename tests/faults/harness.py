@@ -108,8 +108,9 @@ class Figures:
     missing_pages: int = 0
     sms: int = 0  # messages the provider accepted
     sms_duplicates: int = 0  # messages beyond one per (page, step, officer)
-    unpaged: int = 0  # pages whose first step never reached the provider
-    unsent: int = 0  # notifications that never reached the provider (skipped, ambiguous, failed…)
+    unpaged: int = 0  # pages of which no SMS ever reached the provider
+    unsent: int = 0  # notifications that never reached the provider (skipped, ambiguous, pending…)
+    failed_permanent: int = 0  # refused by the provider for good (invalid number): escalated, not lost
     exhausted: int = 0
     dead_letters: int = 0  # records on the dead-letter topics
     # From the faulty part back to the moment every page opened so far had its first SMS out, and every
@@ -401,7 +402,7 @@ class Pipeline:
             figures.missing_pages = sum(1 for h in hits if h["hit_id"] not in paged_hits)
             figures.exhausted = sum(1 for p in pages if p["state"] == "exhausted")
             notifications = await conn.fetch(
-                "SELECT page_id, step, officer_id, body, send_state FROM notifications"
+                "SELECT page_id, step, officer_id, body, send_state, created_at FROM notifications"
             )
         finally:
             await conn.close()
@@ -416,6 +417,9 @@ class Pipeline:
         by_time = sorted(messages, key=lambda m: m.created_at, reverse=True)
         created = {m.body: m.created_at.timestamp() for m in by_time}
         for row in notifications:
+            if per_body[row["body"]] == 0 and row["send_state"] == "failed":
+                figures.failed_permanent += 1
+                continue
             if per_body[row["body"]] == 0:
                 figures.unsent += 1
                 figures.notes.append(
@@ -425,9 +429,10 @@ class Pipeline:
                 continue
             if back_at is not None and row["created_at"].timestamp() <= back_at:
                 decided_before_back.append(created[row["body"]])
-            if row["step"] == 0:
-                page = row["page_id"]
-                first_sms[page] = min(first_sms.get(page, float("inf")), created[row["body"]])
+            # A page is reached by its first SMS that went out, of whichever step (a permanent failure at
+            # the first step moves it to the next at once).
+            page = row["page_id"]
+            first_sms[page] = min(first_sms.get(page, float("inf")), created[row["body"]])
         figures.unpaged = sum(1 for p in pages if p["page_id"] not in first_sms)
         for topic in TOPICS:
             if topic.name.endswith(".dlq"):

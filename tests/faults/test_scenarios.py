@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.twilio_server import Faults
 from tests.faults.harness import FaultServices, Figures, Pipeline, now, pipeline
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -37,15 +38,20 @@ async def run(
     at: float = 0.3,
     env: dict[str, str] | None = None,
     inspect: Callable[[Pipeline], Awaitable[None]] | None = None,
+    provider: Faults | None = None,
+    watched: int = 30,
+    bound_s: float = 30.0,
 ) -> Figures:
-    async with pipeline(faults, tmp_path, env=env) as p:
+    async with pipeline(faults, tmp_path, env=env, watched=watched) as p:
+        if provider is not None:
+            p.fake.faults = provider
         await p.start_all()
         burst = asyncio.create_task(p.burst(reads=reads))
         await p.sent_at_least(at)
         back_at = await fault(p)  # type: ignore[operator]
         await burst
         await p.settled(within=120, exhausted=exhausted)
-        figures = await p.count(name, back_at=back_at)
+        figures = await p.count(name, back_at=back_at, bound_s=bound_s)
         if inspect is not None:
             await inspect(p)
         return figures
@@ -85,7 +91,10 @@ async def test_pager_killed_mid_escalation(fault_services: FaultServices, tmp_pa
         await asyncio.sleep(6)
         return await kill_and_restart(p, "pager")
 
-    figures = await run("pager kill -9 mid-escalation", fault_services, tmp_path, fault, exhausted=True)
+    figures = await run(
+        "pager kill -9 mid-escalation", fault_services, tmp_path, fault, exhausted=True,
+        provider=Faults(delay_s=0.5),
+    )  # fmt: skip
     assert_clean(figures, expect_exhausted=True)
 
 
@@ -124,7 +133,10 @@ async def test_two_pagers(fault_services: FaultServices, tmp_path: Path) -> None
         await p.ready("pager-2")
         return back
 
-    figures = await run("two pagers", fault_services, tmp_path, fault, exhausted=True)
+    # Slow sends: each pager's claims are still in flight while the other looks for interrupted ones.
+    figures = await run(
+        "two pagers", fault_services, tmp_path, fault, exhausted=True, provider=Faults(delay_s=1.0)
+    )
     assert_clean(figures, expect_exhausted=True)
 
 
@@ -160,3 +172,35 @@ async def test_a_poison_record_on_each_topic(fault_services: FaultServices, tmp_
         "a poison record on each topic", fault_services, tmp_path, fault, at=0.1, inspect=refused_change_held
     )
     assert_clean(figures, dead_letters=3)
+
+
+async def nothing(p: Pipeline) -> None:
+    """No fault of a process: the provider's own faults act from the start."""
+
+
+async def test_sms_provider_failing_30_percent(fault_services: FaultServices, tmp_path: Path) -> None:
+    """30 % of sends fail: 10 % answered 500 with nothing created, 10 % created and then answered 500,
+    5 % created and never answered within the client's timeout, 5 % refused for good (21211). The
+    ambiguous ones are reconciled by asking the provider, never resent blindly: nothing twice, nothing
+    lost but the refused, which escalate at once."""
+    faults = Faults(server_error=0.10, server_error_after_create=0.10, timeout=0.05, permanent=0.05, hang_s=5)
+    figures = await run("SMS provider failing 30 %", fault_services, tmp_path, nothing, provider=faults,
+                        exhausted=True)  # fmt: skip
+    assert figures.failed_permanent > 0, "the permanent refusals should have been drawn"
+    assert_clean(figures, expect_exhausted=True)
+
+
+async def test_sms_provider_slow(fault_services: FaultServices, tmp_path: Path) -> None:
+    """0.7 s a send: one SMS at a time, 60 SMS take 42 s; sent concurrently they keep up with the burst."""
+    figures = await run("SMS provider 0.7 s a send", fault_services, tmp_path, nothing,
+                        provider=Faults(delay_s=0.7))  # fmt: skip
+    assert_clean(figures)
+
+
+async def test_sms_provider_very_slow(fault_services: FaultServices, tmp_path: Path) -> None:
+    """7 s a send (within the client's timeout of 10 s): every page's first SMS still within the bound."""
+    figures = await run(
+        "SMS provider 7 s a send", fault_services, tmp_path, nothing, watched=10,
+        provider=Faults(delay_s=7.0), env={"SEIZEWATCH_TWILIO_TIMEOUT_S": "10"},
+    )  # fmt: skip
+    assert_clean(figures)
