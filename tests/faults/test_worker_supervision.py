@@ -96,7 +96,7 @@ async def test_postgresql_stopped_under_the_worker_delays_the_hits_of_the_outage
             producing = asyncio.create_task(stream.run())
             await stream.produced("before", 400)
             stream.phase = "outage"
-            await asyncio.to_thread(local._stop_postgres)  # no public stop of PostgreSQL alone
+            await asyncio.to_thread(local.stop_postgres)
             try:
                 await stream.produced("outage", 1200)
                 async with httpx.AsyncClient() as client:
@@ -104,7 +104,7 @@ async def test_postgresql_stopped_under_the_worker_delays_the_hits_of_the_outage
                     assert await _health(client, worker) == (200, {"status": "ok"})
             finally:
                 stream.phase = "after"
-                await asyncio.to_thread(local.up)  # starts PostgreSQL again (Kafka runs: left alone)
+                await asyncio.to_thread(local.start_postgres)
             back = time.time()
             await stream.produced("after", 400)
             stream.stop()

@@ -197,6 +197,8 @@ async def test_healthz_names_the_loop_that_died(isolated: Isolated, fake: FakeTw
     assert answer.json()["failure"].startswith("pager-loops: StoreRefused(")
 
 
+# It stops the shared PostgreSQL: run with the fault scenarios, when no other test uses it.
+@pytest.mark.faults
 async def test_the_pager_sends_again_once_postgres_is_back(
     isolated: Isolated, fake: FakeTwilio, tmp_path: Path
 ) -> None:
@@ -213,11 +215,11 @@ async def test_the_pager_sends_again_once_postgres_is_back(
             lambda rows: [r["send_state"] for r in rows] == ["sent"] * 2,
         )
         hit = await make_hit(isolated, plate="浙J83002", observed_at=datetime.now(UTC))
-        await asyncio.to_thread(services._stop_postgres)  # LocalServices stops PostgreSQL alone only so
+        await asyncio.to_thread(services.stop_postgres)
         try:
             await publish(isolated, hit)  # taken while PostgreSQL is down: retried until it is back
         finally:
-            await asyncio.to_thread(services.up)
+            await asyncio.to_thread(services.start_postgres)
         after = [page_id_for(hit.hit_id)]
         rows = await eventually(
             lambda: first_steps(isolated, after),
