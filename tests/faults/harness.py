@@ -362,6 +362,10 @@ class Pipeline:
     # ------------------------------------------------------------------------------------ counting
 
     async def count(self, scenario: str, *, back_at: float | None, bound_s: float = 30.0) -> Figures:
+        """Count what the scenario caused. Escalation goes on while it counts: the SMS decided until now
+        are waited for (bounded) until each has its outcome; those decided later are not counted."""
+        cutoff = datetime.now(UTC)
+        await self._outcomes_of_sms_decided_before(cutoff)
         figures = Figures(scenario, bound_s=bound_s)
         figures.reads = len(self.attempted)
         accepted = [a for a in self.attempted if a.accepted_at is not None]
@@ -403,6 +407,8 @@ class Pipeline:
             figures.exhausted = sum(1 for p in pages if p["state"] == "exhausted")
             notifications = await conn.fetch(
                 "SELECT page_id, step, officer_id, body, send_state, created_at FROM notifications"
+                " WHERE created_at <= $1",
+                cutoff,
             )
         finally:
             await conn.close()
@@ -444,6 +450,22 @@ class Pipeline:
         del figures.notes[20:]
         figures.record()
         return figures
+
+    async def _outcomes_of_sms_decided_before(self, cutoff: datetime, within: float = 90) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            with contextlib.suppress(TimeoutError):  # what is still open then is counted as not sent
+                await eventually(
+                    lambda: conn.fetchval(
+                        "SELECT count(*) FROM notifications WHERE created_at <= $1"
+                        " AND send_state IN ('pending', 'sending', 'reconciling')",
+                        cutoff,
+                    ),
+                    lambda open_: open_ == 0,
+                    within=within,
+                )
+        finally:
+            await conn.close()
 
     async def records(self, topic: str) -> list[Any]:
         class _Isolated:  # topic_records wants something with .settings.kafka
