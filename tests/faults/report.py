@@ -27,6 +27,7 @@ COLUMNS = (
     ("sms", "SMS"),
     ("sms_duplicates", "SMS twice"),
     ("unsent", "SMS lost"),
+    ("failed_permanent", "SMS refused for good"),
     ("unpaged", "pages unsent"),
     ("dead_letters", "dead letters"),
     ("recovery_s", "recovery (s)"),
