@@ -190,6 +190,7 @@ def ingest() -> None:
     """Serve the HTTP connectors (parking, GA/T 1400, ISAPI) and /metrics on SEIZEWATCH_INGEST_PORT."""
     import uvicorn
 
+    from connectors.logs import RepeatFilter
     from connectors.server import build_app
 
     settings = settings_from_env()
@@ -197,6 +198,9 @@ def ingest() -> None:
         raise click.ClickException(
             "SEIZEWATCH_INGEST_MASTER_KEY is not set: the connectors cannot authenticate"
         )
+    # aiokafka logs every failed reconnect (thousands a second while the broker is down): repeats folded.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter(("aiokafka",)))
     app = build_app(settings.kafka, settings.postgres, settings.ingest)
     uvicorn.run(app, host=settings.ingest.host, port=settings.ingest.port, log_config=None, access_log=False)
 
