@@ -29,6 +29,7 @@ from connectors.registry import AuthMethod, Connector, Registry, Source
 from connectors.settings import IngestSettings
 from streams.errors import ConfigurationError, InvalidInput
 from streams.settings import KafkaSettings, PostgresSettings
+from streams.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -163,19 +164,28 @@ def create_app(
     *,
     routes: list[Callable[[FastAPI], None]],
     extras: Callable[[IngestSettings], dict[str, Any]] = lambda _: {},
+    on_loop_failure: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """The app with the given route modules; resources live for the app's lifespan."""
+    """The app with the given route modules; resources live for the app's lifespan.
+
+    Its background loops (the registry's reloads) and the Kafka producer run under a
+    :class:`~streams.supervision.Supervisor`: when one cannot go on, ``/healthz`` answers 503 naming it
+    and ``on_loop_failure`` is told, for the process to stop (``seizewatch ingest`` exits 70).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        supervisor = Supervisor("ingest", on_failure=on_loop_failure)
+        app.state.supervisor = supervisor
         registry = Registry(postgres)
-        await registry.start()
+        await registry.start(supervisor)
         try:
             async with SightingPublisher(
                 kafka,
                 role="ingest",
                 timeout_s=settings.produce_timeout_s,
                 retry_after_s=settings.retry_after_s,
+                on_fatal=lambda why: supervisor.fail("kafka-producer", why),
             ) as publisher:
                 freshness = timedelta(seconds=settings.freshness_s)
                 for connector in Connector:  # a zero series first, so the first 503 shows in rate()
@@ -194,6 +204,7 @@ def create_app(
                 )
                 yield
         finally:
+            await supervisor.stop()
             await registry.stop()
 
     app = FastAPI(
@@ -237,8 +248,9 @@ def create_app(
         return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> Response:
+        status, body = request.app.state.supervisor.health()
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
