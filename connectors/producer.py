@@ -38,7 +38,6 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidProducerEpoch,
@@ -55,6 +54,7 @@ from aiokafka.errors import (
 
 from connectors import metrics
 from connectors.logs import RefusalLog
+from connectors.producer_lifecycle import CLOSE_TIMEOUT_S, broker_answers, stop_bounded
 from streams.deadletter import DeadLetter
 from streams.errors import BrokerRefused, ServiceUnavailable, translate
 from streams.events import Sighting
@@ -82,12 +82,8 @@ _REASONS: tuple[tuple[type[KafkaError], str], ...] = (
 )
 RESTART_REASONS = ("out_of_order_sequence", "unknown_producer_id", "producer_fenced", "batch_expired",
                    "broker_refused", "stuck")  # fmt: skip
-#: How long an old producer may take to stop before its pending batches are abandoned.
-CLOSE_TIMEOUT_S = 5.0
 #: How long a new producer may take to start (bootstrap, producer id) before it is tried again.
 START_TIMEOUT_S = 15.0
-#: How long a metadata request may take to count as "the broker answers".
-PROBE_TIMEOUT_S = 5.0
 
 
 class KafkaUnavailable(ServiceUnavailable):
@@ -333,28 +329,12 @@ class SightingPublisher:
     async def _check_stuck(self, generation: _Generation) -> None:
         """Replace the producer if the broker answers while its sends keep timing out."""
         try:
-            answers = await self._broker_answers()
+            answers = await broker_answers(self._kafka, f"{self._kafka.client_id}-{self._role}-probe")
             if answers and generation is self._current and self._failing_since is not None:
                 stuck_for = time.monotonic() - self._failing_since
                 self._replace(generation, "stuck", f"no acknowledgement for {stuck_for:.0f} s")
         finally:
             self._check = None
-
-    async def _broker_answers(self) -> bool:
-        """Whether the broker answers a metadata request now, on a connection of its own."""
-        client = AIOKafkaAdminClient(
-            bootstrap_servers=self._kafka.bootstrap_servers,
-            client_id=f"{self._kafka.client_id}-{self._role}-probe",
-            request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
-        )
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT_S):
-                await client.start()
-        except (KafkaError, OSError, TimeoutError):
-            return False
-        finally:
-            await client.close()
-        return True
 
     def _replace(self, generation: _Generation, reason: str, why: str) -> None:
         if generation is not self._current or self._replacement is not None or self._fatal is not None:
@@ -418,25 +398,6 @@ class SightingPublisher:
             self._on_fatal(why)
 
     async def _close(self, generation: _Generation) -> None:
-        """Stop a producer; abandon its pending batches if it does not stop within the bound."""
+        """Retire ``generation`` (requests waiting on it get 503 now) and stop its producer, bounded."""
         generation.retired.set()
-        producer = generation.producer
-        stopping = asyncio.ensure_future(producer.stop())
-        await asyncio.wait({stopping}, timeout=CLOSE_TIMEOUT_S)
-        if not stopping.done():
-            # stop() flushes first, and a producer out of sequence or without a broker holds batches that
-            # will never be acknowledged. aiokafka has no stop without flushing: fail what it holds (every
-            # request waiting on it has its 503 already) and end its sender, which lets stop() finish.
-            log.warning("Kafka producer %d did not stop within %.0f s: abandoning its pending batches",
-                        generation.number, CLOSE_TIMEOUT_S)  # fmt: skip
-            producer._message_accumulator.fail_all(KafkaError("producer abandoned"))
-            sender = producer._sender.sender_task
-            if sender is not None:
-                sender.cancel()
-            await asyncio.wait({stopping}, timeout=CLOSE_TIMEOUT_S)
-        if stopping.done():
-            if not stopping.cancelled() and stopping.exception() is not None:
-                log.warning("Kafka producer %d stopped with %r", generation.number, stopping.exception())
-        else:
-            log.warning("Kafka producer %d still stopping; left to finish on its own", generation.number)
-            stopping.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await stop_bounded(generation.producer, generation.number)
