@@ -2,7 +2,9 @@
 
 Every route reads its body with a size limit, authenticates the source, hands reads to the
 :class:`~connectors.ingest.Ingestor` and answers only after Kafka acknowledged (2xx), or 503 with
-Retry-After when it could not store them. Parse failures are dead-lettered and answered 400.
+Retry-After when Kafka did not acknowledge them all (some may be stored: the sender retries the same
+payload), or 422 when Kafka refused a record for what it is. Parse failures are dead-lettered and
+answered 400.
 """
 
 from __future__ import annotations
@@ -22,13 +24,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connectors import metrics
 from connectors.auth import API_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, check_api_key, check_signature
 from connectors.ingest import Ingestor, Outcome
-from connectors.producer import KafkaUnavailable, SightingPublisher
+from connectors.producer import KafkaUnavailable, ProducerFailed, RecordRefused, SightingPublisher
 from connectors.registry import AuthMethod, Connector, Registry, Source
 from connectors.settings import IngestSettings
 from streams.errors import ConfigurationError, InvalidInput
 from streams.settings import KafkaSettings, PostgresSettings
+from streams.supervision import Supervisor
 
 log = logging.getLogger(__name__)
+
+# What a 503 may say, and no more: the request's reads were not all acknowledged, yet some may be stored
+# (a batch the broker wrote whose answer was lost, one delivered after the request stopped waiting).
+NOT_ACKNOWLEDGED = (
+    "Kafka did not acknowledge this request: nothing is promised stored, though some of its reads may be"
+    " already. Retry the same payload later (after Retry-After): the same record ids give the same"
+    " sighting ids, and every later stage is idempotent on them."
+)
+RECORD_REFUSED = (
+    "retrying the same payload fails the same way; reads of it that Kafka acknowledged before the refusal"
+    " are stored"
+)
 
 
 @dataclass
@@ -149,19 +164,28 @@ def create_app(
     *,
     routes: list[Callable[[FastAPI], None]],
     extras: Callable[[IngestSettings], dict[str, Any]] = lambda _: {},
+    on_loop_failure: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """The app with the given route modules; resources live for the app's lifespan."""
+    """The app with the given route modules; resources live for the app's lifespan.
+
+    Its background loops (the registry's reloads) and the Kafka producer run under a
+    :class:`~streams.supervision.Supervisor`: when one cannot go on, ``/healthz`` answers 503 naming it
+    and ``on_loop_failure`` is told, for the process to stop (``seizewatch ingest`` exits 70).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        supervisor = Supervisor("ingest", on_failure=on_loop_failure)
+        app.state.supervisor = supervisor
         registry = Registry(postgres)
-        await registry.start()
+        await registry.start(supervisor)
         try:
             async with SightingPublisher(
                 kafka,
                 role="ingest",
                 timeout_s=settings.produce_timeout_s,
                 retry_after_s=settings.retry_after_s,
+                on_fatal=lambda why: supervisor.fail("kafka-producer", why),
             ) as publisher:
                 freshness = timedelta(seconds=settings.freshness_s)
                 for connector in Connector:  # a zero series first, so the first 503 shows in rate()
@@ -180,6 +204,7 @@ def create_app(
                 )
                 yield
         finally:
+            await supervisor.stop()
             await registry.stop()
 
     app = FastAPI(
@@ -198,24 +223,34 @@ def create_app(
         )
 
     @app.exception_handler(KafkaUnavailable)
-    async def kafka_down(request: Request, exc: KafkaUnavailable) -> Response:
+    @app.exception_handler(ProducerFailed)
+    async def kafka_down(request: Request, exc: KafkaUnavailable | ProducerFailed) -> Response:
+        # Not logged here, once per request: the publisher sums refusals up (connectors/logs.py).
         connector = request.scope.get("seizewatch_connector", "unknown")
         metrics.KAFKA_UNAVAILABLE.labels(connector).inc()
         metrics.REQUESTS.labels(connector, "503").inc()
-        log.warning("answering 503: %s", exc)
+        retry_after = exc.retry_after_s if isinstance(exc, KafkaUnavailable) else settings.retry_after_s
         return JSONResponse(
-            error_body("kafka_unavailable", "cannot store this right now; nothing was accepted, retry later"),
+            error_body("kafka_unavailable", NOT_ACKNOWLEDGED),
             status_code=503,
-            headers={"Retry-After": str(exc.retry_after_s)},
+            headers={"Retry-After": str(retry_after)},
         )
+
+    @app.exception_handler(RecordRefused)
+    async def record_refused(request: Request, exc: RecordRefused) -> Response:
+        # Counted, not logged: like every 4xx, it is the sender's to fix, and a sender may repeat it.
+        connector = request.scope.get("seizewatch_connector", "unknown")
+        metrics.REQUESTS.labels(connector, "422").inc()
+        return JSONResponse(error_body("refused_by_kafka", f"{exc}; {RECORD_REFUSED}"), status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> Response:
         return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> Response:
+        status, body = request.app.state.supervisor.health()
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -53,3 +53,11 @@ LAST_READ = Gauge(
     "Receive time of the latest accepted live read, per device group (stale-feed alerts).",
     ["device_group"],
 )
+PRODUCER_RESTARTS = Counter(
+    "seizewatch_ingest_producer_restarts_total",
+    "Kafka producers replaced because only a new one could go on, by reason: out_of_order_sequence,"
+    " unknown_producer_id, producer_fenced, batch_expired (a batch failed unsent: its sequence number is"
+    " spent), broker_refused (another refusal retrying cannot fix), stuck (sends timing out while the"
+    " broker answers). Requests get 503 while it happens.",
+    ["reason"],
+)

@@ -12,14 +12,18 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from streams.db import Connection
-from streams.errors import InvalidInput
+from streams.errors import InvalidInput, translate
 from streams.events import Location, SourceKind
 from streams.settings import PostgresSettings
+from streams.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "seizewatch_registry"
 UNKNOWN_GROUP = "unknown"
+# Backoff of the reload loop while PostgreSQL fails: doubling from the first to the most.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
 
 
 class Connector(enum.StrEnum):
@@ -92,7 +96,15 @@ def _source(row: asyncpg.Record) -> Source:
 
 
 class Registry:
-    """Devices and sources in memory; a notification from PostgreSQL (or a minute) reloads both."""
+    """Devices and sources in memory; a notification from PostgreSQL (or a minute) reloads both.
+
+    The reloads run in one loop for the process's life (:meth:`run`, under the process's supervisor when
+    it has one). A lost connection is noticed at once (its termination listener), re-opened and the
+    registry reloaded, so no change made meanwhile is missed; while PostgreSQL is away the cached copy
+    keeps serving (a stale name beats refusing reads). A failure that retrying cannot fix (by
+    :func:`~streams.errors.translate`: the table gone, a permission revoked) ends the loop, and with it
+    the process's health.
+    """
 
     def __init__(self, postgres: PostgresSettings, *, refresh_s: float = 60.0) -> None:
         self._postgres = postgres
@@ -109,22 +121,43 @@ class Registry:
     def source(self, source_id: str) -> Source | None:
         return self._sources.get(source_id)
 
-    async def start(self) -> None:
-        self._conn = await asyncpg.connect(self._postgres.dsn.get_secret_value())
-        await self._conn.add_listener(CHANNEL, self._notified)
+    async def start(self, supervisor: Supervisor | None = None) -> None:
+        """Load the registry, then keep it current: under ``supervisor`` as its loop ``registry``."""
+        await self._connect()
         await self.reload()
-        self._task = asyncio.create_task(self._refresh(), name="registry-refresh")
+        if supervisor is not None:
+            self._task = supervisor.spawn("registry", self.run())
+        else:  # a short command (the backfill): a stale registry is no reason to stop it
+            self._task = asyncio.create_task(self.run(), name="registry")
+            self._task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._conn is not None:
-            await self._conn.close()
+            # How the loop ended is the supervisor's to report (or _log_failure's), not stop()'s.
+            await asyncio.wait({self._task})
+        await self._disconnect()
 
     def _notified(self, *_: object) -> None:
         self._changed.set()
+
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self._postgres.dsn.get_secret_value())
+        try:
+            await conn.add_listener(CHANNEL, self._notified)
+        except BaseException:
+            await conn.close()
+            raise
+        # Notifications stop with the connection: losing it must wake the loop, not wait for a minute.
+        conn.add_termination_listener(self._notified)
+        self._conn = conn
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.remove_termination_listener(self._notified)
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close(timeout=5)
 
     async def reload(self) -> None:
         if self._conn is None:
@@ -134,25 +167,40 @@ class Registry:
         self._devices, self._sources = devices, sources
         log.info("registry: %d devices, %d sources", len(devices), len(sources))
 
-    async def _refresh(self) -> None:
+    async def run(self) -> None:
+        """Reload on every notification, every ``refresh_s``, and when the connection is lost.
+
+        Raises:
+            SeizewatchError: a failure retrying cannot fix (see :func:`~streams.errors.translate`).
+        """
+        delay = RETRY_FIRST_S
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._refresh_s)
             self._changed.clear()
             try:
+                if self._conn is None or self._conn.is_closed():
+                    await self._disconnect()
+                    await self._connect()
+                    log.info("registry: connected to PostgreSQL again")
                 await self.reload()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # Keep serving from the last good copy; a stale name beats refusing reads.
-                log.warning("registry reload failed: %s; keeping the cached copy", exc)
-                await asyncio.sleep(5)
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    await self._reconnect()
+            except Exception as exc:  # translate() re-raises what is no boundary failure
+                error = translate(exc)
+                if not error.retriable:
+                    raise error from exc
+                log.warning("registry: reload failed (%s); serving the cached copy, retrying in %.0f s",
+                            error, delay)  # fmt: skip
+                await self._disconnect()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                self._changed.set()  # try again now, not in refresh_s
+                continue
+            delay = RETRY_FIRST_S
 
-    async def _reconnect(self) -> None:
-        if self._conn is not None and not self._conn.is_closed():
-            await self._conn.close()
-        self._conn = await asyncpg.connect(self._postgres.dsn.get_secret_value())
-        await self._conn.add_listener(CHANNEL, self._notified)
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("registry: reloads stopped; serving the last copy", exc_info=task.exception())
 
 
 # --- maintenance (CLI) ------------------------------------------------------------------------------

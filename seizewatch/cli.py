@@ -234,18 +234,51 @@ def _faust_worker(settings: Settings, supervisor: Supervisor) -> None:
 
 @cli.command()
 def ingest() -> None:
-    """Serve the HTTP connectors (parking, GA/T 1400, ISAPI) and /metrics on SEIZEWATCH_INGEST_PORT."""
+    """Serve the HTTP connectors (parking, GA/T 1400, ISAPI) and /metrics on SEIZEWATCH_INGEST_PORT.
+
+    Exits 70 (streams.supervision.EXIT_LOOP_FAILED) when a background loop or the Kafka producer cannot
+    go on, for its supervisor to restart it; /healthz answers 503 naming it meanwhile.
+    """
     import uvicorn
 
+    from connectors.logs import RepeatFilter
     from connectors.server import build_app
+    from streams.supervision import EXIT_LOOP_FAILED
 
     settings = settings_from_env()
     if settings.ingest.master_key is None:
         raise click.ClickException(
             "SEIZEWATCH_INGEST_MASTER_KEY is not set: the connectors cannot authenticate"
         )
-    app = build_app(settings.kafka, settings.postgres, settings.ingest)
-    uvicorn.run(app, host=settings.ingest.host, port=settings.ingest.port, log_config=None, access_log=False)
+    # aiokafka logs every failed reconnect (thousands a second while the broker is down): repeats folded.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter(("aiokafka",)))
+    failures: list[str] = []
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+
+        def failed(why: str) -> None:
+            failures.append(why)
+            # 3 s for /healthz to say why (503) before the port closes, then a graceful stop.
+            loop.call_later(3.0, setattr, server, "should_exit", True)
+
+        app = build_app(settings.kafka, settings.postgres, settings.ingest, on_loop_failure=failed)
+        config = uvicorn.Config(
+            app,
+            host=settings.ingest.host,
+            port=settings.ingest.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        await server.serve()
+
+    asyncio.run(serve())
+    if failures:
+        log.critical("ingest stopped: %s", failures[0])
+        sys.exit(EXIT_LOOP_FAILED)
 
 
 @cli.command()
