@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from streams import metrics as stream_metrics
 from streams.deadletter import DeadLetter
-from streams.errors import InvalidInput, SeizewatchError, translate
+from streams.errors import InvalidInput, SeizewatchError, is_record_fault, translate
 from streams.hits import HitV1
 from streams.settings import KafkaSettings
 from streams.topics import HITS_DLQ, SIGHTINGS_DLQ
@@ -151,7 +151,12 @@ async def _with_retry(attempt: Callable[[], Awaitable[None]], what: str) -> tupl
                 log.exception("%s failed on a bug", what)
                 return "internal_error", repr(exc)
             if not error.retriable:
-                reason = error.reason if isinstance(error, InvalidInput) else "internal_error"
+                if not is_record_fault(error):
+                    # PostgreSQL refusing us (a revoked grant, a read-only standby) or a Kafka client
+                    # gone bad: no record is at fault, and dead-lettering would page nobody for good.
+                    # The loop fails; the pager stops uncommitted and its restart takes the record again.
+                    raise error from exc
+                reason = error.reason if isinstance(error, InvalidInput) else "broker_refused"
                 return reason, str(error)
             stream_metrics.STAGE_RETRIES.labels("pager").inc()
             log.warning("cannot record %s: %s; retrying in %.1f s", what, error, delay)

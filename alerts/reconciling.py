@@ -133,6 +133,20 @@ async def _record_reconciliation(
 ) -> None:
     if not await held_by(conn, item.notification_id, owner, item.attempts, "reconciling"):
         return  # the lookup's lease ran out and another pager took it over
+    if isinstance(found, SentSms) and await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM notifications WHERE provider_message_id = $1"
+        " AND notification_id <> $2)",
+        found.provider_message_id,
+        item.notification_id,
+    ):
+        # The message found is another notification's, with the same text (two operator alerts of one
+        # kind within minutes carry no reply code of their own): this one is not at the provider.
+        log.warning(
+            "notification %s: the message found (%s) is another notification's; taken as absent",
+            item.notification_id,
+            found.provider_message_id,
+        )
+        found = None
     if isinstance(found, SentSms):
         await mark_sent(
             conn, provider, item.notification_id, item.page_id, item.sighted_at, found, now, policy, after

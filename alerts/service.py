@@ -37,7 +37,7 @@ from alerts.sms import ConsoleSms, SmsProvider
 from alerts.traffic_results import apply_traffic_result
 from streams import db
 from streams import metrics as stream_metrics
-from streams.consumers import group_consumer
+from streams.consumers import commit_processed, group_consumer
 from streams.errors import ConfigurationError, translate
 from streams.hits import HitV1
 from streams.lag import LagMonitor, Watched
@@ -354,7 +354,7 @@ async def consume_hits(pager: Pager, kafka: KafkaSettings, letters: DeadLetters)
                         pager, record.value, f"{record.topic}/{record.partition}/{record.offset}", letters
                     )
             if batch:
-                await consumer.commit()
+                await commit_processed(consumer)
     finally:
         await consumer.stop()
 
@@ -378,7 +378,7 @@ async def consume_traffic_results(pager: Pager, kafka: KafkaSettings, letters: D
                         pager, record.value, f"{record.topic}/{record.partition}/{record.offset}", letters
                     )
             if batch:
-                await consumer.commit()
+                await commit_processed(consumer)
     finally:
         await consumer.stop()
 

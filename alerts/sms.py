@@ -14,7 +14,8 @@ Callers (escalation, the demo) depend on :class:`SmsProvider` only; the Twilio a
 Creating a message is not idempotent. ``may_have_sent`` says whether the provider may have created the
 message despite the error: only a failure with ``may_have_sent=False`` is safe to retry automatically.
 Any other is reconciled: :meth:`SmsProvider.find` looks for the message (the recipient, the body — every
-page SMS carries its own reply code — created since the first attempt) before anything is sent again,
+page SMS carries its own reply code; a message another notification already owns is not this one's —
+created since the first attempt) before anything is sent again,
 and :meth:`SmsProvider.status` asks for the status of a message whose callback never came.
 """
 

@@ -97,6 +97,9 @@ class KafkaUnavailable(ServiceUnavailable):
 class RecordRefused(BrokerRefused):
     """Kafka refused this payload's records for what they are (size, timestamp): retrying cannot help."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, record_fault=True)
+
 
 class ProducerFailed(BrokerRefused):
     """No producer could be started for a reason retrying cannot fix; the process must stop."""

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
-from streams.consumers import group_consumer, join
+from streams.consumers import commit_processed, group_consumer, join
 from streams.errors import translate
 from streams.matcher import Found, MatchStage
 from streams.runtime import MatcherResources, group_id, matcher_resources
@@ -155,15 +155,4 @@ class Recorder:
             self._found, self._offsets, self._pending = [], {}, 0
             if found:
                 await self._stage.record(found)
-            await _commit(self._consumer, offsets)
-
-
-async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-    """Commit processed offsets; a failure only means the batch may be handled again (idempotently)."""
-    try:
-        await consumer.commit(offsets)
-    except Exception as exc:  # noqa: BLE001  # classified by translate, which re-raises a bug
-        if translate(exc).retriable:
-            log.warning("offsets not committed: %s; the next commit covers them", exc)
-        else:  # CommitFailedError, IllegalStateError: this member no longer owns the partitions
-            log.warning("offsets not committed (partitions reassigned): %s; the new owner replays them", exc)
+            await commit_processed(self._consumer, offsets)

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from streams.errors import translate
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -103,3 +104,19 @@ def _describe(partitions: Iterable[TopicPartition]) -> str:
     for tp in partitions:
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     return ", ".join(f"{topic} {sorted(ps)}" for topic, ps in sorted(by_topic.items())) or "no partitions"
+
+
+async def commit_processed(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int] | None = None
+) -> None:
+    """Commit processed offsets (``None``: what the consumer consumed); a failure only means records may
+    be handled again, which every stage does idempotently. A rebalance between a poll and its commit
+    (``CommitFailedError``, ``IllegalStateError``) is no failure of the process: the partitions' new
+    owner replays them. A bug is re-raised (by :func:`streams.errors.translate`)."""
+    try:
+        await consumer.commit(offsets)
+    except Exception as exc:  # noqa: BLE001  # classified by translate, which re-raises a bug
+        if translate(exc).retriable:
+            log.warning("offsets not committed: %s; the next commit covers them", exc)
+        else:
+            log.warning("offsets not committed (partitions reassigned): %s; the new owner replays them", exc)

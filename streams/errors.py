@@ -9,7 +9,8 @@ succeed, so no caller keeps a list of exception types::
     ├── InvalidInput                  input that can never be processed (names field and reason)
     │   ├── PlateError                not a Chinese plate (streams.plates)
     │   ├── EventError                a payload that cannot become a canonical event
-    │   └── StoreRefused              PostgreSQL refused a statement for its data (a constraint)
+    │   └── StoreRefused              PostgreSQL refused a statement for its data (22, 23: a constraint)
+    ├── StoreUnusable                 PostgreSQL refuses us for its setup (grant, schema, read-only)
     ├── BrokerRefused                 Kafka refused a request retrying cannot fix (size, fenced)
     ├── WatchlistLost                 the watchlist topic's partitions vanished under a follower
     └── ServiceUnavailable (retriable) Kafka or PostgreSQL does not answer
@@ -63,9 +64,28 @@ class StoreRefused(InvalidInput):
         self.sqlstate = sqlstate
 
 
+class StoreUnusable(SeizewatchError):
+    """PostgreSQL refuses us for a reason in its setup, not in the record: a revoked grant, a schema out
+    of step with the code, a read-only server (a standby after a failover), authentication. No record is
+    at fault, so none is dead-lettered: the loop fails and the process stops (exit 70) without
+    committing, for its supervisor to restart it once the deployment is fixed."""
+
+    def __init__(self, message: str, *, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 class BrokerRefused(SeizewatchError):
-    """Kafka refused a request for a reason retrying does not fix (a record over the size limit, a
-    producer the broker fenced, an illegal state of the client)."""
+    """Kafka refused a request for a reason retrying does not fix.
+
+    ``record_fault``: the record itself is refused (over the size limit, a bad timestamp, corrupt): that
+    record can be dead-lettered. Otherwise the client is (a producer out of sequence, fenced, an illegal
+    state): no record is at fault, and only a new client (a restart of the process) cures it.
+    """
+
+    def __init__(self, message: str, *, record_fault: bool = False) -> None:
+        super().__init__(message)
+        self.record_fault = record_fault
 
 
 class WatchlistLost(SeizewatchError):
@@ -76,9 +96,12 @@ class WatchlistLost(SeizewatchError):
 
 # SQLSTATE classes whose failures pass: connection (08), a transaction rolled back by a serialization
 # failure or deadlock (40), resources (53), operator intervention such as a shutdown (57), the system
-# (58); and a lock that could not be had (55P03). Everything else is about the statement or its data.
+# (58); and a lock that could not be had (55P03).
 _PG_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 _PG_TRANSIENT_STATES = frozenset({"55P03"})
+# Classes that are the record's fault: its data (22: a NUL in text, a value out of range) and the
+# constraints it breaks (23). Any other refusal is the deployment's (StoreUnusable).
+_PG_RECORD_CLASSES = frozenset({"22", "23"})
 
 
 def translate(exc: BaseException) -> SeizewatchError:
@@ -103,8 +126,10 @@ def translate(exc: BaseException) -> SeizewatchError:
         state = getattr(exc, "sqlstate", None) or ""
         if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
             translated = ServiceUnavailable(f"PostgreSQL: {exc} ({state})")
+        elif state[:2] in _PG_RECORD_CLASSES:
+            translated = StoreRefused(f"PostgreSQL refused it: {exc} ({state})", sqlstate=state)
         else:
-            translated = StoreRefused(f"PostgreSQL refused it: {exc} ({state})", sqlstate=state or None)
+            translated = StoreUnusable(f"PostgreSQL refuses us: {exc} ({state})", sqlstate=state or None)
     elif isinstance(exc, asyncpg.InterfaceError | OSError | TimeoutError):
         # asyncpg's InterfaceError: the connection went away under a query (ConnectionDoesNotExistError).
         translated = ServiceUnavailable(f"{type(exc).__name__}: {exc}")
@@ -112,11 +137,37 @@ def translate(exc: BaseException) -> SeizewatchError:
         if exc.retriable or isinstance(exc, KafkaTimeoutError):
             translated = ServiceUnavailable(f"Kafka: {exc!r}")
         else:
-            translated = BrokerRefused(f"Kafka refused it: {exc!r}")
+            translated = BrokerRefused(f"Kafka refused it: {exc!r}", record_fault=_record_fault(exc))
     else:
         raise exc
     translated.__cause__ = exc
     return translated
+
+
+def _record_fault(exc: BaseException) -> bool:
+    from aiokafka.errors import (
+        CorruptRecordException,
+        InvalidTimestampError,
+        MessageSizeTooLargeError,
+        RecordListTooLargeError,
+        RecordTooLargeError,
+    )
+
+    return isinstance(
+        exc,
+        MessageSizeTooLargeError
+        | RecordListTooLargeError
+        | RecordTooLargeError
+        | InvalidTimestampError
+        | CorruptRecordException,
+    )
+
+
+def is_record_fault(error: SeizewatchError) -> bool:
+    """Whether the record is what failed, so that it goes to a dead-letter topic and the stream goes on
+    (an invalid input, a value PostgreSQL cannot store, a record Kafka refuses for what it is); False
+    for a failure of the service or of the client, which no dead letter cures."""
+    return isinstance(error, InvalidInput) or (isinstance(error, BrokerRefused) and error.record_fault)
 
 
 def is_retriable(exc: BaseException) -> bool:

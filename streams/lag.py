@@ -37,9 +37,12 @@ class LagMonitor:
         """Measure until cancelled. A round that fails for a reason that may pass (Kafka away) is logged
         and the gauges keep their last value; the clients are made again for the next round.
 
+        A refusal retrying may not cure is logged as an error and tried again too: a monitor must not
+        stop the process it watches (the gauges then go stale, which the dashboards show).
+
         Raises:
-            SeizewatchError: a refusal retrying cannot cure (:func:`streams.errors.translate`), for the
-                supervisor: a lag nobody can see is an alert that never fires.
+            BaseException: a bug (what :func:`streams.errors.translate` does not know), for the
+                supervisor.
         """
         while True:
             admin = AIOKafkaAdminClient(
@@ -52,11 +55,15 @@ class LagMonitor:
                 while True:
                     await self.measure(admin, offsets)
                     await asyncio.sleep(self._interval_s)
-            except Exception as exc:  # classified by translate, which re-raises a bug
+            except Exception as exc:  # noqa: BLE001  # classified by translate, which re-raises a bug
                 error = translate(exc)
-                if not error.retriable:
-                    raise error from exc
-                log.warning("consumer lag not measured: %s", error)
+                # Even a refusal retrying may not cure only costs the gauges their freshness: measuring
+                # must never take the matching or the paging down with it. Said loudly, tried again.
+                log.log(
+                    logging.WARNING if error.retriable else logging.ERROR,
+                    "consumer lag not measured: %s",
+                    error,
+                )
             finally:
                 await offsets.stop()
                 await admin.close()

@@ -39,7 +39,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streams import metrics
 from streams.deadletter import DeadLetter
-from streams.errors import BrokerRefused, InvalidInput, SeizewatchError, translate
+from streams.errors import BrokerRefused, InvalidInput, SeizewatchError, is_record_fault, translate
 from streams.events import decode_sighting
 from streams.hits import HitV1, mark_published, record_hit
 from streams.matching import Match, WatchIndex
@@ -164,6 +164,12 @@ class MatchStage:
             try:
                 hits += await self._record([(raw, origin, hit)])
             except Exception as exc:
+                if not _record_at_fault(exc):
+                    # The service or the client is at fault, not this read (a producer out of sequence
+                    # after a broker restart, a revoked grant): dead-lettering would lose a watched read
+                    # for good. The worker stops uncommitted; its restart (a new producer) replays it.
+                    log.critical("recording a hit of %s failed, no read at fault: %s; stopping", origin, exc)
+                    raise
                 log.exception("recording a hit of %s failed; its read is dead-lettered", origin)
                 await self._failed(raw, origin, exc)
         return hits
@@ -268,12 +274,21 @@ class MatchStage:
                 delay = min(delay * 2, self._max_backoff)
 
 
+def _record_at_fault(exc: Exception) -> bool:
+    """A bug on one read, or a refusal of the read itself: dead-letter it and go on. Anything else stops."""
+    try:
+        error = translate(exc)
+    except Exception:  # noqa: BLE001  # a bug: a poison read must not stop every vehicle's matching
+        return True
+    return is_record_fault(error)
+
+
 def _reason(exc: BaseException) -> str:
     """The dead letter's reason for a read that failed for good: the refusal's code, or internal_error."""
     if isinstance(exc, InvalidInput):
         return exc.reason  # store_refused, or the event's own reasons
     if isinstance(exc, BrokerRefused):
-        return "broker_refused"
+        return "broker_refused"  # only a record Kafka refuses for what it is (over the size limit)
     return "internal_error"  # a bug (what may pass is retried, never dead-lettered)
 
 

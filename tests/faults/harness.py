@@ -65,6 +65,11 @@ FIGURES = Path(os.environ.get("SEIZEWATCH_FAULTS_FIGURES", str(ROOT / "var" / "f
 WATCHED_PREFIX = "浙JF"
 
 
+# Twilio's codes for a recipient that cannot get SMS (alerts/twilio_sms.py): the notification fails for good
+# and its step escalates at once. Any other failure without a message at the provider is a lost SMS.
+_REFUSED = frozenset({"21211", "21610", "21612", "21614", "21635"})
+
+
 @dataclass(frozen=True)
 class FaultServices:
     settings: Settings
@@ -116,6 +121,8 @@ class Figures:
     # From the faulty part back to the moment every page opened so far had its first SMS out, and every
     # SMS decided before it was back had reached the provider.
     recovery_s: float | None = None
+    # The longest an SMS waited from the pager's decision (its notification row) to the provider.
+    max_sms_wait_s: float | None = None
     bound_s: float = 30.0
     notes: list[str] = field(default_factory=list)
 
@@ -142,6 +149,8 @@ class Figures:
             found.append(f"exhausted {self.exhausted} of {self.pages} pages")
         if self.recovery_s is None or self.recovery_s > self.bound_s:
             found.append(f"recovery {self.recovery_s} s over the bound of {self.bound_s} s")
+        if self.max_sms_wait_s is not None and self.max_sms_wait_s > self.bound_s:
+            found.append(f"an SMS waited {self.max_sms_wait_s} s for the provider, over {self.bound_s} s")
         return found
 
     def record(self) -> None:
@@ -348,7 +357,7 @@ class Pipeline:
                 done = await conn.fetchval(
                     "SELECT count(*) FROM pages WHERE state = 'exhausted' AND NOT EXISTS (SELECT 1"
                     " FROM notifications n WHERE n.page_id = pages.page_id"
-                    " AND n.send_state IN ('pending', 'sending'))"
+                    " AND n.send_state IN ('pending', 'sending', 'reconciling'))"
                 )
                 return len(paged), int(done), expected
 
@@ -406,7 +415,8 @@ class Pipeline:
             figures.missing_pages = sum(1 for h in hits if h["hit_id"] not in paged_hits)
             figures.exhausted = sum(1 for p in pages if p["state"] == "exhausted")
             notifications = await conn.fetch(
-                "SELECT page_id, step, officer_id, body, send_state, created_at FROM notifications"
+                "SELECT page_id, step, officer_id, body, send_state, error_code, created_at"
+                " FROM notifications"
                 " WHERE created_at <= $1",
                 cutoff,
             )
@@ -423,7 +433,8 @@ class Pipeline:
         by_time = sorted(messages, key=lambda m: m.created_at, reverse=True)
         created = {m.body: m.created_at.timestamp() for m in by_time}
         for row in notifications:
-            if per_body[row["body"]] == 0 and row["send_state"] == "failed":
+            refused = row["send_state"] == "failed" and row["error_code"] in _REFUSED
+            if per_body[row["body"]] == 0 and refused:
                 figures.failed_permanent += 1
                 continue
             if per_body[row["body"]] == 0:
@@ -433,6 +444,8 @@ class Pipeline:
                     f" {row['send_state']}"
                 )
                 continue
+            wait = created[row["body"]] - row["created_at"].timestamp()
+            figures.max_sms_wait_s = round(max(figures.max_sms_wait_s or 0.0, wait), 2)
             if back_at is not None and row["created_at"].timestamp() <= back_at:
                 decided_before_back.append(created[row["body"]])
             # A page is reached by its first SMS that went out, of whichever step (a permanent failure at

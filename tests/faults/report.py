@@ -31,6 +31,7 @@ COLUMNS = (
     ("unpaged", "pages unsent"),
     ("dead_letters", "dead letters"),
     ("recovery_s", "recovery (s)"),
+    ("max_sms_wait_s", "longest SMS wait (s)"),
 )
 
 

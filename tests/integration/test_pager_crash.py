@@ -194,7 +194,7 @@ async def test_healthz_names_the_loop_that_died(isolated: Isolated, fake: FakeTw
             await fetch(isolated, "ALTER TABLE notifications_away RENAME TO notifications")
     assert answer.status_code == 503
     assert answer.json()["status"] == "failed"
-    assert answer.json()["failure"].startswith("pager-loops: StoreRefused(")
+    assert answer.json()["failure"].startswith("pager-loops: StoreUnusable(")
 
 
 # It stops the shared PostgreSQL: run with the fault scenarios, when no other test uses it.

@@ -17,6 +17,8 @@ from streams.errors import (
     InvalidInput,
     ServiceUnavailable,
     StoreRefused,
+    StoreUnusable,
+    is_record_fault,
     is_retriable,
     translate,
 )
@@ -54,7 +56,15 @@ def test_failures_that_pass_are_retriable(error: Exception) -> None:
         (asyncpg.exceptions.UniqueViolationError("duplicate key"), StoreRefused),
         (asyncpg.exceptions.CheckViolationError("violates check constraint"), StoreRefused),
         (asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence: 0x00"), StoreRefused),
-        (asyncpg.exceptions.UndefinedColumnError("column does not exist"), StoreRefused),
+        (asyncpg.exceptions.UndefinedColumnError("column does not exist"), StoreUnusable),
+        (asyncpg.exceptions.InsufficientPrivilegeError("permission denied for table hits"), StoreUnusable),
+        (
+            asyncpg.exceptions.ReadOnlySQLTransactionError(
+                "cannot execute INSERT in a read-only transaction"
+            ),
+            StoreUnusable,
+        ),
+        (asyncpg.exceptions.InvalidPasswordError("password authentication failed"), StoreUnusable),
         (MessageSizeTooLargeError(), BrokerRefused),
         (OutOfOrderSequenceNumber(), BrokerRefused),
     ],
@@ -85,3 +95,42 @@ def test_a_bug_is_not_translated_and_never_retriable() -> None:
 def test_our_own_errors_pass_through() -> None:
     own = ServiceUnavailable("Kafka did not acknowledge")
     assert translate(own) is own
+
+
+@pytest.mark.parametrize(
+    ("error", "at_fault"),
+    [
+        # The record's own: dead-letter it and go on.
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), True),
+        (asyncpg.exceptions.UntranslatableCharacterError("unsupported Unicode escape sequence"), True),
+        (MessageSizeTooLargeError(), True),
+        # The deployment's or the client's: no dead letter cures it (a watched read would be lost).
+        (asyncpg.exceptions.InsufficientPrivilegeError("permission denied"), False),
+        (asyncpg.exceptions.ReadOnlySQLTransactionError("read-only transaction"), False),
+        (asyncpg.exceptions.UndefinedTableError("relation does not exist"), False),
+        (OutOfOrderSequenceNumber(), False),
+        (ConnectionRefusedError(111, "Connection refused"), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_only_a_record_at_fault_is_dead_lettered(error: Exception, at_fault: bool) -> None:
+    assert is_record_fault(translate(error)) is at_fault
+
+
+@pytest.mark.parametrize(
+    ("error", "dead_lettered"),
+    [
+        (asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence: 0x00"), True),
+        (MessageSizeTooLargeError(), True),
+        (KeyError("sighting"), True),  # a bug on one read: that read, not every vehicle's matching
+        (OutOfOrderSequenceNumber(), False),  # the producer after a broker restart: the worker stops
+        (asyncpg.exceptions.InsufficientPrivilegeError("permission denied for table hits"), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_the_match_stage_dead_letters_a_read_only_when_the_read_is_at_fault(
+    error: Exception, dead_lettered: bool
+) -> None:
+    from streams.matcher import _record_at_fault
+
+    assert _record_at_fault(error) is dead_lettered
