@@ -123,6 +123,7 @@ class Figures:
     recovery_s: float | None = None
     # The longest an SMS waited from the pager's decision (its notification row) to the provider.
     max_sms_wait_s: float | None = None
+    restarts: int = 0  # processes that exited on their own and were started again (a supervisor's job)
     bound_s: float = 30.0
     notes: list[str] = field(default_factory=list)
 
@@ -179,6 +180,9 @@ class Pipeline:
         self.entries: dict[str, uuid.UUID] = {}
         self._sent = 0
         self._ports: dict[str, int] = {}
+        self.exits: list[tuple[str, int]] = []  # processes that exited on their own: (name, exit code)
+        self._down: set[str] = set()  # killed by the scenario, or stopping: not restarted
+        self._supervisor: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------ processes
 
@@ -208,11 +212,29 @@ class Pipeline:
             )
         proc = Process(process, port, log)
         self.processes[name] = proc
+        self._down.discard(name)
         return proc
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        self._down.add(name)
         proc = self.processes[name]
         return stop_process(proc, sig)
+
+    async def _supervise(self) -> None:
+        """What systemd or compose's ``restart: unless-stopped`` does for a deployment: a process that
+        exits on its own (exit 70: a loop of it failed) is started again a second later. Each such exit
+        is recorded for the figures."""
+        while True:
+            await asyncio.sleep(0.5)
+            for name, proc in list(self.processes.items()):
+                code = proc.process.poll()
+                if code is None or name in self._down:
+                    continue
+                self.exits.append((name, code))
+                self._down.add(name)
+                await asyncio.sleep(1.0)
+                if self._supervisor is not None:  # not stopping meanwhile
+                    self.start(name)
 
     async def ready(self, name: str, within: float = 90) -> None:
         """Wait until process ``name`` serves: the worker caught up, the others answering /healthz."""
@@ -235,6 +257,7 @@ class Pipeline:
     async def start_all(self) -> None:
         for name in ("ingest", "worker", "pager"):
             self.start(name)
+        self._supervisor = asyncio.create_task(self._supervise(), name="fault-supervisor")
         for name in ("ingest", "worker", "pager"):
             await self.ready(name)
         await self.processes["worker"].wait_metric(
@@ -242,6 +265,10 @@ class Pipeline:
         )
 
     def stop_all(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
+        self._down.update(self.processes)
         for proc in self.processes.values():
             stop_process(proc)
 
@@ -382,6 +409,10 @@ class Pipeline:
         figures.unaccepted = figures.reads - figures.accepted
         figures.refused_503 = self.refused_503
         figures.transport_errors = self.transport_errors
+        figures.restarts = len(self.exits)
+        figures.notes.extend(
+            f"{name} exited on its own with code {code}, restarted" for name, code in self.exits
+        )
 
         copies: Counter[str] = Counter()
         for record in await self.records(SIGHTINGS):

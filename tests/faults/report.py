@@ -32,6 +32,7 @@ COLUMNS = (
     ("dead_letters", "dead letters"),
     ("recovery_s", "recovery (s)"),
     ("max_sms_wait_s", "longest SMS wait (s)"),
+    ("restarts", "restarts by the supervisor"),
 )
 
 
