@@ -227,9 +227,9 @@ def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: b
 async def step_settled(
     conn: Connection, page_id: uuid.UUID, step: int, now: datetime, ack_timeout: timedelta
 ) -> bool:
-    """A notification of the page's current step was settled: once all of them are, start the step's
-    wait (``now + ack_timeout``), or escalate now when nobody at the step can answer. True when it
-    changed the page's due time.
+    """A notification of the page's current step was settled: once one of them was sent, or all of them
+    are settled, start the step's wait (``now + ack_timeout``), or escalate now when nobody at the step
+    can answer. True when it changed the page's due time.
 
     Runs in the caller's transaction, after the notification's outcome was written.
     """
@@ -246,8 +246,18 @@ async def step_settled(
         list(_UNSETTLED),
     )
     if unsettled:
-        return False
-    if await step_out_of_reach(conn, page_id, step, now):
+        # Someone at the step has the SMS and can answer: the wait starts from it. The others' SMS still
+        # go out, but escalation does not wait for them (a send looked up at a degraded provider may stay
+        # unsettled for its whole validity period, ten minutes).
+        reached = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM notifications"
+            " WHERE page_id = $1 AND step = $2 AND send_state = 'sent')",
+            page_id,
+            step,
+        )
+        if not reached:
+            return False
+    elif await step_out_of_reach(conn, page_id, step, now):
         return True
     if page["next_due_at"] is not None:
         return False  # already waiting (a step settled before, e.g. by a callback)

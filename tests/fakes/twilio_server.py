@@ -237,6 +237,10 @@ class FakeTwilio:
         """Answer the next ``times`` authorized GET requests (list or fetch) with a 500."""
         self._lookup_failures += times
 
+    def answer_lookups(self) -> None:
+        """Answer GET requests normally again, whatever :meth:`fail_lookups` had left."""
+        self._lookup_failures = 0
+
     def set_status(self, sid: str, status: str, error_code: int | None = None) -> None:
         """Change a message's status without a callback (the status callback that never comes).
 

@@ -283,6 +283,30 @@ async def test_a_step_that_reached_nobody_escalates_at_once(
     assert [texts(fake, r) for r in rows] == [0, 0, 1]
 
 
+async def test_a_step_that_reached_someone_does_not_wait_for_its_other_sms(
+    pager: Pager, isolated: Isolated, fake: FakeTwilio, clock: Clock
+) -> None:
+    """One officer of the step has the SMS; the other's send got a 500 and its look-ups keep failing
+    (the provider's list API degraded). The step's wait starts from the SMS that went out: escalation
+    does not wait the other out (up to its validity period, ten minutes)."""
+    fake.fail_next(500, None, "Internal Server Error")  # one of the two sends, nothing created
+    page_id = await open_page(pager, isolated, "浙J74003")
+    await settle(pager)
+    fake.fail_lookups(1000)
+    try:
+        clock.advance(LEASE)
+        await settle(pager)
+        step0 = sorted(r["send_state"] for r in await notifications(isolated, page_id))
+        assert step0 == ["reconciling", "sent"]
+        clock.advance(TIMEOUT)
+        await settle(pager)
+        rows = await notifications(isolated, page_id)
+        assert [r["step"] for r in rows if r["send_state"] == "sent"] == [0, 1], "step 1 should have run"
+        assert await page_state(isolated, page_id) == "open"
+    finally:
+        fake.answer_lookups()  # the fake serves the module's other tests
+
+
 async def test_the_last_steps_sms_go_out_before_the_page_is_exhausted(
     pager: Pager, isolated: Isolated, fake: FakeTwilio, clock: Clock
 ) -> None:
