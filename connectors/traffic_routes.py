@@ -23,7 +23,7 @@ from connectors.ingest import Outcome
 from connectors.records import AdapterError, charset_of, decode_text
 from connectors.registry import Connector
 from streams.deadletter import SOURCE as SOURCE_HEADER  # the sending source, named as dead letters name it
-from streams.events import text_fault, utc_fault
+from streams.events import text_fault, time_fault
 from streams.topics import SEIZURE_RESULTS
 from streams.traffic import SeizureResultV1
 
@@ -75,7 +75,7 @@ def result_of(item: Any, index: int) -> SeizureResultV1 | AdapterError:
         text = getattr(result, name)
         if text is not None and (fault := text_fault(text)):
             return AdapterError("invalid_field", fault, field=f"results[{index}].{name}", index=index)
-    if fault := utc_fault(result.at):
+    if fault := time_fault(result.at):
         return AdapterError("invalid_field", fault, field=f"results[{index}].at", index=index)
     return result
 

@@ -126,7 +126,8 @@ def new_sighting(
 
     Raises:
         EventError: naming the field and the reason (``plate`` for a plate that is not one; a text with
-            a NUL character or an observed time without a UTC form, which the stores downstream refuse).
+            a NUL character, or an observed time without a UTC form or with an offset of seconds, which
+            the stages downstream cannot take).
     """
     try:
         plate = read_plate(plate_raw)
@@ -140,7 +141,7 @@ def new_sighting(
     for name, text in texts.items():
         if text is not None and (fault := text_fault(text)):
             raise EventError("invalid_field", fault, field=name)
-    if fault := utc_fault(observed_at):
+    if fault := time_fault(observed_at):
         raise EventError("invalid_field", fault, field="observed_at")
     try:
         return Sighting(
@@ -175,15 +176,23 @@ def text_fault(text: str) -> str | None:
     return "holds a NUL character (U+0000), which cannot be stored" if "\x00" in text else None
 
 
-def utc_fault(value: datetime) -> str | None:
-    """Why an aware time has no UTC form, or None: the matcher and asyncpg compute one (OverflowError
-    at the ends of datetime's range, e.g. 0001-01-01T00:00:00+08:00). A naive time is left to the model."""
-    if value.tzinfo is None:
+def time_fault(value: datetime) -> str | None:
+    """Why an aware time cannot travel downstream, or None. A naive time is left to the model.
+
+    It needs a UTC form: the matcher and asyncpg compute one, which overflows at the ends of datetime's
+    range (0001-01-01T00:00:00+08:00). And its offset must be whole minutes: the event's JSON carries
+    ±hh:mm, so an offset of seconds (Shanghai's local mean time before 1901, +08:05:43) would come out
+    of the topic as another instant.
+    """
+    offset = value.utcoffset()
+    if offset is None:
         return None
     try:
         value.astimezone(UTC)
     except OverflowError:
         return f"{value.isoformat()} has no UTC form (out of range)"
+    if offset.seconds % 60 or offset.microseconds:
+        return f"{value.isoformat()} has an offset of seconds, which the event cannot carry (±hh:mm)"
     return None
 
 

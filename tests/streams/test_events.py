@@ -110,6 +110,7 @@ def test_sighting_ids_are_stable_and_distinct() -> None:
         # parking_generic, backfill_jsonl, isapi_anpr: "0001-01-01T00:00:00" is Shanghai time (LMT +08:05:43)
         datetime(1, 1, 1, tzinfo=SHANGHAI),
         datetime(1, 1, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8))),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8, minutes=5, seconds=43))),
     ],
 )
 def test_an_observed_time_without_a_utc_form_is_refused(observed_at: datetime) -> None:
@@ -118,6 +119,17 @@ def test_an_observed_time_without_a_utc_form_is_refused(observed_at: datetime) -
         build(observed_at=observed_at)
     assert (caught.value.reason, caught.value.field) == ("invalid_field", "observed_at")
     assert "no UTC form" in str(caught.value)
+
+
+def test_an_offset_of_seconds_is_refused_the_topic_would_round_it() -> None:
+    # parking_example_cn (python -m tests.fuzz): passTime 1900-01-01 00:00:00 is Shanghai local mean
+    # time, +08:05:43; the event's JSON carries +08:06, so the matcher read another instant.
+    with pytest.raises(EventError) as caught:
+        build(observed_at=datetime(1900, 1, 1, tzinfo=SHANGHAI))
+    assert (caught.value.reason, caught.value.field) == ("invalid_field", "observed_at")
+    assert "+08:05:43" in str(caught.value)
+    s = build(observed_at=datetime(1901, 1, 1, 0, 0, tzinfo=SHANGHAI))  # standard time (+08:00) since 1901
+    assert decode_sighting(s.encode()) == s
 
 
 def test_the_first_instant_with_a_utc_form_is_accepted() -> None:
