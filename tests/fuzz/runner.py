@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -84,7 +85,9 @@ def run(target: Target, examples: int, *, seed: int | None = None) -> Report:
     try:
         # Hypothesis attaches the minimal failing input to each error (``__notes__``), printed by
         # details(); its own printing while the run goes on would only repeat it.
-        with with_reporter(lambda _text: None):
+        with with_reporter(lambda _text: None), warnings.catch_warnings():
+            # A 64 KiB input makes a long repr in the report: expected here, not worth a warning.
+            warnings.filterwarnings("ignore", message="Generating overly large repr")
             test()
     except BaseExceptionGroup as group:  # several distinct failures (by type and place)
         report.findings = list(group.exceptions)
