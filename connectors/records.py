@@ -56,6 +56,8 @@ def localize(value: datetime, tz: tzinfo = SHANGHAI) -> datetime:
 
 # GB2312 and GBK are subsets of GB18030: decoding with the superset never loses a character they encode.
 _GB_FAMILY = {"gb2312", "gbk", "cp936", "gb18030", "euc-cn", "x-gbk", "hz-gb-2312"}
+_NO_SURROGATES = frozenset({"utf-8", "gb18030"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -79,8 +81,9 @@ def decode_text(body: bytes, declared: str | None = None) -> tuple[str, str]:
     sender's label: it is a metric label, so it must come from a closed set.
 
     Raises:
-        AdapterError: ``bad_encoding`` when the body is not text in the declared (or any tried) encoding,
-            or the declared charset is unknown or no text encoding at all (``rot13``, ``zlib``).
+        AdapterError: ``bad_encoding`` when the body is not text in the declared (or any tried) encoding
+            (a lone surrogate is no text either), or the declared charset is unknown or no text encoding
+            at all (``rot13``, ``zlib``).
     """
     if declared is None:
         prolog = _XML_ENCODING.match(body[:200])
@@ -106,6 +109,15 @@ def decode_text(body: bytes, declared: str | None = None) -> tuple[str, str]:
             raise AdapterError(
                 "bad_encoding", f"charset {label!r} cannot decode text", field="charset"
             ) from exc
+        # UTF-7 and the escape codecs decode "+2AA-" or "\ud800" to a lone surrogate, which no parser
+        # or store downstream can encode again (ElementTree raised UnicodeEncodeError). UTF-8 and
+        # GB18030, nearly every body, never yield one.
+        if codec.name not in _NO_SURROGATES and (lone := _SURROGATE.search(text)):
+            raise AdapterError(
+                "bad_encoding",
+                f"body is not {label} text: it decodes to a lone surrogate (character {lone.start()})",
+                field="body",
+            )
         return text, codec.name
     try:
         return body.decode("utf-8-sig"), "utf-8"

@@ -23,6 +23,7 @@ from connectors.ingest import Outcome
 from connectors.records import AdapterError, charset_of, decode_text
 from connectors.registry import Connector
 from streams.deadletter import SOURCE as SOURCE_HEADER  # the sending source, named as dead letters name it
+from streams.events import text_fault, time_fault
 from streams.topics import SEIZURE_RESULTS
 from streams.traffic import SeizureResultV1
 
@@ -31,6 +32,9 @@ MAX_RESULTS = 100
 # The contract's only rule across fields: a seizure names where the vehicle is held. Pydantic reports
 # a model-level error without a location, so the field is named from the item itself.
 _CUSTODY_FIELDS = ("custody_kind", "custody_name")
+_TEXT_FIELDS = tuple(
+    name for name, info in SeizureResultV1.model_fields.items() if info.annotation in (str, str | None)
+)
 
 
 class SeizureResultBatchV1(BaseModel):
@@ -50,9 +54,13 @@ def _field_of(loc: tuple[int | str, ...], item: Any) -> str | None:
 
 
 def result_of(item: Any, index: int) -> SeizureResultV1 | AdapterError:
-    """One item of a batch as a result, or why not: the first bad field named, every problem listed."""
+    """One item of a batch as a result, or why not: the first bad field named, every problem listed.
+
+    A result the pager could not store is refused here, at the door: a text with a NUL character
+    (PostgreSQL text and jsonb refuse it) or a time without a UTC form (asyncpg sends one).
+    """
     try:
-        return SeizureResultV1.model_validate(item)
+        result = SeizureResultV1.model_validate(item)
     except ValidationError as exc:
         errors = exc.errors()
         problems = [(_field_of(e["loc"], item), e["msg"]) for e in errors]
@@ -63,6 +71,13 @@ def result_of(item: Any, index: int) -> SeizureResultV1 | AdapterError:
         )
         field = f"results[{index}].{first_field}" if first_field else f"results[{index}]"
         return AdapterError(reason, message, field=field, index=index)
+    for name in _TEXT_FIELDS:
+        text = getattr(result, name)
+        if text is not None and (fault := text_fault(text)):
+            return AdapterError("invalid_field", fault, field=f"results[{index}].{name}", index=index)
+    if fault := time_fault(result.at):
+        return AdapterError("invalid_field", fault, field=f"results[{index}].at", index=index)
+    return result
 
 
 def parse_results(document: Any) -> list[SeizureResultV1 | AdapterError]:

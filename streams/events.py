@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import orjson
@@ -125,12 +125,24 @@ def new_sighting(
     """Build a canonical sighting from a connector's fields, normalizing the plate.
 
     Raises:
-        EventError: naming the field and the reason (``plate`` for a plate that is not one).
+        EventError: naming the field and the reason (``plate`` for a plate that is not one; a text with
+            a NUL character, or an observed time without a UTC form or with an offset of seconds, which
+            the stages downstream cannot take).
     """
     try:
         plate = read_plate(plate_raw)
     except PlateError as exc:
         raise EventError(exc.reason, exc.args[0], field="plate") from exc
+    texts = {
+        "sighting_id": sighting_id, "source_id": source_id, "device_id": device_id, "image_ref": image_ref,
+        "district": district, "device_name": device_name,
+        "location.address": location.address if location is not None else None,
+    }  # fmt: skip
+    for name, text in texts.items():
+        if text is not None and (fault := text_fault(text)):
+            raise EventError("invalid_field", fault, field=name)
+    if fault := time_fault(observed_at):
+        raise EventError("invalid_field", fault, field="observed_at")
     try:
         return Sighting(
             sighting_id=sighting_id,
@@ -153,6 +165,35 @@ def new_sighting(
         )
     except ValidationError as exc:
         raise _event_error(exc) from exc
+
+
+def text_fault(text: str) -> str | None:
+    """Why a text cannot be stored downstream, or None: PostgreSQL refuses NUL in text and jsonb.
+
+    Lone surrogates, which no UTF-8 encoder takes, are refused by the models themselves (pydantic).
+    """
+    # One membership test per field: this runs for every read on the ingest.
+    return "holds a NUL character (U+0000), which cannot be stored" if "\x00" in text else None
+
+
+def time_fault(value: datetime) -> str | None:
+    """Why an aware time cannot travel downstream, or None. A naive time is left to the model.
+
+    It needs a UTC form: the matcher and asyncpg compute one, which overflows at the ends of datetime's
+    range (0001-01-01T00:00:00+08:00). And its offset must be whole minutes: the event's JSON carries
+    ±hh:mm, so an offset of seconds (Shanghai's local mean time before 1901, +08:05:43) would come out
+    of the topic as another instant.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        return None
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return f"{value.isoformat()} has no UTC form (out of range)"
+    if offset.seconds % 60 or offset.microseconds:
+        return f"{value.isoformat()} has an offset of seconds, which the event cannot carry (±hh:mm)"
+    return None
 
 
 def decode_sighting(raw: bytes) -> Sighting:

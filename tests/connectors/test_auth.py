@@ -39,3 +39,23 @@ def test_signature_over_timestamp_and_body() -> None:
     assert not check_signature(MASTER, SOURCE, str(int(now)), signature, body, late)  # replayed later
     assert not check_signature(MASTER, SOURCE, "soon", signature, body, now)
     assert not check_signature(MASTER, SOURCE, None, signature, body, now)
+
+
+def test_a_timestamp_of_400_digits_is_refused_not_a_crash() -> None:
+    # Found by python -m tests.fuzz (auth_headers): OverflowError, int too large to convert to float.
+    secret = source_secret(MASTER, "lot-wanda", 1)
+    timestamp = "9" * 400
+    signature = sign(secret, timestamp, b"")
+    assert not check_signature(MASTER, SOURCE, timestamp, signature, b"", 1_800_000_000.0)
+
+
+def test_only_plain_unix_seconds_are_a_timestamp() -> None:
+    # int() also reads " 1800000000 ", "1_800_000_000" and Arabic-Indic digits; the format says seconds.
+    secret = source_secret(MASTER, "lot-wanda", 1)
+    for timestamp in (" 1800000000", "1_800_000_000", "١٨٠٠٠٠٠٠٠٠", "+1800000000"):
+        assert not check_signature(
+            MASTER, SOURCE, timestamp, sign(secret, timestamp, b""), b"", 1_800_000_000.0
+        )
+    assert check_signature(
+        MASTER, SOURCE, "1800000000", sign(secret, "1800000000", b""), b"", 1_800_000_000.0
+    )

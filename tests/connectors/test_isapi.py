@@ -546,3 +546,10 @@ def test_record_id_without_uuid_is_a_stable_composite() -> None:
 )
 def test_source_kind_from_the_entrance_direction(anpr_extra: str, kind: SourceKind) -> None:
     assert parsed(alert_xml(anpr_extra=anpr_extra).encode()).read.source_kind is kind
+
+
+def test_a_utf7_body_decoding_to_a_lone_surrogate_is_refused_not_a_crash() -> None:
+    # Found by python -m tests.fuzz (isapi_anpr): UnicodeEncodeError out of ElementTree.
+    body = alert_xml(plate="MARK", encoding="UTF-7").encode("utf-7").replace(b"MARK", b"+2AA-J12345")
+    error = refused(body, "application/xml")
+    assert (error.reason, error.field) == ("bad_encoding", "body")

@@ -75,3 +75,23 @@ def test_a_hostile_label_is_not_echoed_whole() -> None:
     with pytest.raises(AdapterError) as caught:
         decode_text(b"abc", "x" * 100_000)
     assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("body", "declared"),
+    [
+        # isapi_anpr (python -m tests.fuzz): a UTF-7 prolog and "+2AA-" in the text decode to U+D800, a
+        # lone surrogate; ElementTree then raised UnicodeEncodeError out of parse_anpr.
+        (
+            b'<?xml version="1.0" encoding="UTF-7"?><EventNotificationAlert>+2AA-</EventNotificationAlert>',
+            None,
+        ),
+        (b'{"plate": "+2AA-"}', "utf-7"),
+        (b'{"plate": "\\ud800"}', "unicode_escape"),
+    ],
+)
+def test_text_holding_a_lone_surrogate_is_no_text(body: bytes, declared: str | None) -> None:
+    with pytest.raises(AdapterError) as caught:
+        decode_text(body, declared)
+    assert (caught.value.reason, caught.value.field) == ("bad_encoding", "body")
+    assert "surrogate" in str(caught.value)

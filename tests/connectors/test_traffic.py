@@ -186,3 +186,26 @@ def test_a_payload_that_is_no_batch_is_refused_whole(document: Any, reason: str)
 def test_a_full_batch_is_accepted() -> None:
     items = parse_results({"results": [result(result_id=f"r{i}") for i in range(MAX_RESULTS)]})
     assert all(isinstance(i, SeizureResultV1) for i in items)
+
+
+# --- what the pager's PostgreSQL refuses, refused at the door (found by python -m tests.fuzz) ----------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        # traffic_results: a NUL in a text field was accepted and published, for the pager to write
+        # into PostgreSQL text and jsonb columns, which refuse it.
+        ({"note": "a\x00b"}, "results[2].note"),
+        ({"place": "椒江区\x00"}, "results[2].place"),
+        ({"custody_name": "\x00"}, "results[2].custody_name"),
+        # asyncpg sends timestamptz in UTC: this time has none (OverflowError)
+        ({"at": "0001-01-01T00:00:00+08:00"}, "results[2].at"),
+    ],
+)
+def test_a_result_the_pager_cannot_store_is_refused_naming_the_field(
+    changes: dict[str, Any], field: str
+) -> None:
+    error = result_of(result(**changes), 2)
+    assert isinstance(error, AdapterError)
+    assert (error.reason, error.field, error.index) == ("invalid_field", field, 2)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
-from streams.events import EventError, SourceKind, decode_sighting, new_sighting, sighting_id_for
+from streams.events import EventError, Location, SourceKind, decode_sighting, new_sighting, sighting_id_for
 from streams.plates import PlateShape
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -99,3 +99,55 @@ def test_sighting_ids_are_stable_and_distinct() -> None:
     assert sighting_id_for("lot", "gate", "42") == sighting_id_for("lot", "gate", "42")
     assert sighting_id_for("lot", "gate", "42") != sighting_id_for("lot", "gate2", "42")
     assert sighting_id_for("lo", "tgate", "42") != sighting_id_for("lot", "gate", "42")
+
+
+# --- what the stores downstream refuse, refused at the door (found by python -m tests.fuzz) -------------
+
+
+@pytest.mark.parametrize(
+    "observed_at",
+    [
+        # parking_generic, backfill_jsonl, isapi_anpr: "0001-01-01T00:00:00" is Shanghai time (LMT +08:05:43)
+        datetime(1, 1, 1, tzinfo=SHANGHAI),
+        datetime(1, 1, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8))),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8, minutes=5, seconds=43))),
+    ],
+)
+def test_an_observed_time_without_a_utc_form_is_refused(observed_at: datetime) -> None:
+    # The matcher compares in UTC and asyncpg sends timestamptz as UTC: both raised OverflowError.
+    with pytest.raises(EventError) as caught:
+        build(observed_at=observed_at)
+    assert (caught.value.reason, caught.value.field) == ("invalid_field", "observed_at")
+    assert "no UTC form" in str(caught.value)
+
+
+def test_an_offset_of_seconds_is_refused_the_topic_would_round_it() -> None:
+    # parking_example_cn (python -m tests.fuzz): passTime 1900-01-01 00:00:00 is Shanghai local mean
+    # time, +08:05:43; the event's JSON carries +08:06, so the matcher read another instant.
+    with pytest.raises(EventError) as caught:
+        build(observed_at=datetime(1900, 1, 1, tzinfo=SHANGHAI))
+    assert (caught.value.reason, caught.value.field) == ("invalid_field", "observed_at")
+    assert "+08:05:43" in str(caught.value)
+    s = build(observed_at=datetime(1901, 1, 1, 0, 0, tzinfo=SHANGHAI))  # standard time (+08:00) since 1901
+    assert decode_sighting(s.encode()) == s
+
+
+def test_the_first_instant_with_a_utc_form_is_accepted() -> None:
+    s = build(observed_at=datetime(1, 1, 1, 8, tzinfo=timezone(timedelta(hours=8))))
+    assert decode_sighting(s.encode()) == s
+
+
+@pytest.mark.parametrize("field", ["device_id", "source_id", "image_ref", "device_name", "district"])
+@pytest.mark.parametrize("bad", ["\x00ttps://lot.example/2.jpg", "gate-1\udc80"])
+def test_text_the_stores_refuse_is_refused_naming_the_field(field: str, bad: str) -> None:
+    # backfill_csv: a NUL in image_url was accepted, then PostgreSQL refused the hit (issue 18 item 4).
+    with pytest.raises(EventError) as caught:
+        build(**{field: bad})
+    assert (caught.value.reason, caught.value.field) == ("invalid_field", field)
+
+
+def test_a_nul_in_the_address_of_a_location_is_refused() -> None:
+    place = Location(latitude=28.68, longitude=121.44, address="开元路\x001号")
+    with pytest.raises(EventError) as caught:
+        build(location=place)
+    assert (caught.value.reason, caught.value.field) == ("invalid_field", "location.address")
