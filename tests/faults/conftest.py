@@ -3,13 +3,14 @@
 A fault scenario stops brokers and databases; on the shared services of the rest of the suite that would
 fail unrelated tests. So the suite runs against its own instance (``SEIZEWATCH_FAULTS_*``; by default a
 broker on 127.0.0.1:29092 and PostgreSQL on 127.0.0.1:55439, data in ``var/faults``), started by the
-project's own code like the shared one, and can run beside the rest of the suite.
+project's own code like the shared one, and can run beside the rest of the suite; stopped at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def fault_services() -> FaultServices:
+def fault_services() -> Iterator[FaultServices]:
     base = Settings.from_env()
     kafka_port = int(os.environ.get("SEIZEWATCH_FAULTS_KAFKA_PORT", "29092"))
     pg_port = int(os.environ.get("SEIZEWATCH_FAULTS_PG_PORT", "55439"))
@@ -40,4 +41,6 @@ def fault_services() -> FaultServices:
     )  # fmt: skip
     services = LocalServices(settings)
     services.up()
-    return FaultServices(settings, services)
+    yield FaultServices(settings, services)
+    # Started by the suite for itself, stopped by it (their data stays for a look at what happened).
+    services.down()
