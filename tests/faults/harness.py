@@ -51,7 +51,7 @@ from seizewatch.settings import Settings
 from streams import watchstore
 from streams.events import EventError, decode_sighting
 from streams.settings import KafkaSettings
-from streams.topics import SIGHTINGS, TOPICS, ensure_topics
+from streams.topics import HITS, SIGHTINGS, TOPICS, ensure_topics
 from tests.conftest import MASTER_KEY, ROOT, Process, eventually, stop_process, topic_records
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.pager_support import JIAOJIANG, import_example_roster
@@ -415,9 +415,12 @@ class Pipeline:
         )
 
         copies: Counter[str] = Counter()
+        sightings: dict[str, list[Any]] = {}
         for record in await self.records(SIGHTINGS):
             with contextlib.suppress(EventError):  # a scenario's poison record is nobody's read
-                copies[decode_sighting(record.value).sighting_id] += 1
+                sighting_id = decode_sighting(record.value).sighting_id
+                copies[sighting_id] += 1
+                sightings.setdefault(sighting_id, []).append(record)
         for a in accepted:
             n = copies[a.sighting_id or ""]
             if n == 0:
@@ -437,9 +440,10 @@ class Pipeline:
             hits = await conn.fetch("SELECT hit_id, sighting_id, entry_id FROM hits")
             by_read = Counter((h["sighting_id"], h["entry_id"]) for h in hits)
             figures.hits = len(hits)
-            figures.missing_hits = sum(
-                1 for a in watched if by_read[(a.sighting_id, self.entries[a.plate])] == 0
-            )
+            missing = [a for a in watched if by_read[(a.sighting_id, self.entries[a.plate])] == 0]
+            figures.missing_hits = len(missing)
+            if missing:
+                figures.notes.extend(await self._where_lost(conn, missing, sightings))
             pages = await conn.fetch("SELECT page_id, hit_id, state FROM pages")
             paged_hits = {p["hit_id"] for p in pages}
             figures.pages = len(pages)
@@ -494,6 +498,39 @@ class Pipeline:
         del figures.notes[20:]
         figures.record()
         return figures
+
+    async def _where_lost(
+        self, conn: asyncpg.Connection, missing: list[Attempted], sightings: dict[str, list[Any]]
+    ) -> list[str]:
+        """For each watched read without a hit, where it got to: its copies on the sightings topic, a
+        hit of it on the hits topic or in PostgreSQL under another entry, a dead letter of it; so that
+        a failure says which stage lost it."""
+        on_hits: dict[str, int] = Counter()
+        for record in await self.records(HITS):
+            with contextlib.suppress(Exception):  # the poison scenario's record
+                on_hits[json.loads(record.value)["sighting"]["sighting_id"]] += 1
+        dead = [r.value for t in TOPICS if t.name.endswith(".dlq") for r in await self.records(t.name)]
+        notes = []
+        for a in missing:
+            copies = [f"p{r.partition}@{r.offset}" for r in sightings.get(a.sighting_id or "", [])]
+            observed = [
+                decode_sighting(r.value).observed_at.isoformat()
+                for r in sightings.get(a.sighting_id or "", [])
+            ]
+            rows = await conn.fetch(
+                "SELECT entry_id, published_at FROM hits WHERE sighting_id = $1", a.sighting_id
+            )
+            valid_from = await conn.fetchval(
+                "SELECT valid_from FROM watch_entries WHERE entry_id = $1", self.entries[a.plate]
+            )
+            in_dlq = sum(1 for raw in dead if (a.sighting_id or "-").encode() in raw)
+            notes.append(
+                f"no hit: read {a.plate} sighting {a.sighting_id} (attempts {a.attempts}) on sightings"
+                f" {copies or 'nowhere'} observed {observed}, entry valid from {valid_from.isoformat()};"
+                f" on the hits topic {on_hits.get(a.sighting_id or '', 0)}×, hit rows"
+                f" {[dict(r) for r in rows]}, in dead letters {in_dlq}×"
+            )
+        return notes
 
     async def _outcomes_of_sms_decided_before(self, cutoff: datetime, within: float = 90) -> None:
         conn = await asyncpg.connect(self.dsn)

@@ -76,10 +76,13 @@ async def first_steps(isolated: Isolated, pages: list[uuid.UUID]) -> list[asyncp
 
 
 async def hits(isolated: Isolated, plates: list[str]) -> list[uuid.UUID]:
-    """Publish a hit per plate, seen just now; their pages' ids."""
+    """Publish a hit per plate, seen just now; their pages' ids. Seen where no police station covers the
+    night, so each page's first step is the court's judge and judicial police (2 SMS) at any hour."""
     pages = []
     for plate in plates:
-        hit = await make_hit(isolated, plate=plate, observed_at=datetime.now(UTC) - timedelta(seconds=5))
+        hit = await make_hit(
+            isolated, plate=plate, observed_at=datetime.now(UTC) - timedelta(seconds=5), district=None
+        )
         await publish(isolated, hit)
         pages.append(page_id_for(hit.hit_id))
     return pages
