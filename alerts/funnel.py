@@ -1,37 +1,45 @@
 """The enforcement funnel per court: vehicles under watch → alarms → vehicles seized → cases settled.
 
-The figures courts publish ("1,981 vehicles watched, 452 alarms, 218 seized, 134 cases settled"), for a
-period ``[start, end)``, one row per court plus a totals row:
+The figures courts publish ("1,981 vehicles under watch, 452 alarms, 218 vehicles seized, 134 cases
+settled", Taizhou), for any period ``[start, end)``, one row per court plus a totals row. Every figure
+but the last counts **vehicles**, not watch entries nor tasks: a vehicle is a plate with its colour, as
+on a watch entry (``(plate, plate_colour)``; the same plate on a blue and a yellow plate are two
+vehicles, and so are a plate of unknown colour and the same plate with a colour). A vehicle sealed in
+two cases, seen twenty times or tasked twice is one vehicle in each figure. Only ``seize`` entries are
+in the funnel: locate-only and soft-seal (活封) entries ask nobody to seize anything.
+:data:`DEFINITIONS` states each figure in words; the report prints them under its table.
 
 ===========================  =====================================================================
 Figure                       Definition (per court: ``watch_entries.court``)
 ===========================  =====================================================================
-vehicles under watch         Distinct watch entries in force at some point in the period: created
-                             before ``end`` (``valid_from < end``), seal not lapsed before ``start``
+vehicles under watch         Distinct vehicles with a seize entry in force at some point in the
+                             period: valid from before ``end``, seal not lapsed before ``start``
                              (``valid_until`` unset or ``> start``: the matcher ignores a lapsed
                              entry), and not closed before ``start`` (status ``active``, or
                              ``updated_at >= start`` when released or seized: closing sets both).
-alarms raised                Tasks created in the period (``tasks.created_at``) for the court's
-                             entries. One alarm per vehicle episode: repeated sightings fold into
-                             the vehicle's live task, so they are not counted again. Tasks the
-                             traffic police opened from their own stop (no page) count too.
-vehicles seized              Distinct entries with a task whose first ``task_events`` row with
-                             ``to_state = 'seized'`` falls in the period.
-cases settled                Distinct case numbers of the court's entries released in the period
-                             (``watch_entry_history`` row ``change = 'released'``, ``changed_at``
-                             in the period) whose ``watch_entries.closed_reason`` is ``paid``
-                             (已履行) or ``settled`` (执行和解).
-median minutes to seizure    Median over the tasks counted as seized of (that seized event's ``at``
-                             − ``tasks.first_seen_at``), in minutes; ``None`` when none was seized.
+alarms                       Distinct vehicles of those entries with at least one hit observed in
+                             the period (``hits.observed_at``), backfilled history excepted (it
+                             pages nobody), or a task opened by the traffic police's own stop of
+                             the vehicle in the period (no camera saw it: ``tasks.page_id IS NULL``,
+                             ``first_seen_at`` in the period).
+vehicles seized              Distinct vehicles of those entries with a task whose first
+                             ``task_events`` row with ``to_state = 'seized'`` falls in the period.
+cases settled                Distinct case numbers of the court's seize entries released in the
+                             period (``watch_entry_history`` row ``change = 'released'``) whose
+                             ``closed_reason`` is ``paid`` (已履行) or ``settled`` (执行和解).
+median minutes to seizure    Median over the seizures counted (one per task) of (that seized
+                             event's ``at`` − ``tasks.first_seen_at``), in minutes; ``None`` when
+                             none was seized.
 ===========================  =====================================================================
 
 The totals row (court ``None``, shown as ``total``) is computed over all courts by the same queries
-(``GROUPING SETS``), so its median is the median of every seizure, not a median of medians; its counts
-equal the sums of the court rows (case numbers are counted per court).
+(``GROUPING SETS``): a vehicle sealed by two courts counts in each court's row and once in the total,
+so the total may be less than the sum of the court rows; its median is the median of every seizure,
+not a median of medians. Case numbers are counted per court.
 
 Dates are local days in Asia/Shanghai: :func:`local_days` turns ``--from``/``--to`` (inclusive) into the
-half-open period. Nothing here names a plate or a case: the figures are counts, the metrics carry only
-the court.
+half-open period, :func:`report_period` fills in what is not given (this month by default). Nothing
+here names a plate or a case: the figures are counts, the metrics carry only the court.
 """
 
 from __future__ import annotations
@@ -108,26 +116,96 @@ def calendar_year(now: datetime, zone: ZoneInfo = REPORT_ZONE) -> tuple[datetime
     return local_days(date(year, 1, 1), date(year, 12, 31), zone)
 
 
+def month_of(day: date) -> tuple[date, date]:
+    """The first and the last day of ``day``'s month."""
+    first = day.replace(day=1)
+    following = (first + timedelta(days=31)).replace(day=1)
+    return first, following - timedelta(days=1)
+
+
+def report_period(first: date | None, last: date | None, today: date) -> tuple[date, date]:
+    """The days a report covers, inclusive: what is given, the rest filled in around ``today`` (local).
+
+    Neither given: this month (its first to its last day). Only ``first``: from it to ``today``. Only
+    ``last``: from the first day of its month.
+
+    Raises:
+        ValueError: the period ends before it starts (naming both days).
+    """
+    if last is None:
+        last = today if first is not None else month_of(today)[1]
+    if first is None:
+        first = month_of(last)[0]
+    if last < first:
+        raise ValueError(f"the period ends ({last}) before it starts ({first})")
+    return first, last
+
+
+# What each figure means, in the words the report prints under its table (the module docstring has
+# the SQL-level detail). A court that publishes its figures can say exactly what was counted.
+DEFINITIONS: tuple[tuple[str, str], ...] = (
+    (
+        "vehicle",
+        "a plate with its colour, as on a watch entry; several entries (cases), hits or tasks of one"
+        " vehicle count once. Only seize entries count (not locate-only, not soft seal 活封).",
+    ),
+    (
+        "vehicles watched",
+        "distinct vehicles with a seize entry in force at some time in the period (not yet lapsed,"
+        " released or seized when the period starts).",
+    ),
+    (
+        "alarms",
+        "distinct vehicles of those entries with at least one hit (a camera or lot read that matched)"
+        " observed in the period, backfilled history excepted, or stopped by the traffic police in it.",
+    ),
+    ("vehicles seized", "distinct vehicles whose task was marked seized in the period."),
+    (
+        "cases settled",
+        "distinct case numbers whose seize entry was released in the period as paid (已履行) or"
+        " settled (执行和解).",
+    ),
+    (
+        "median min to seizure",
+        "median, over the seizures counted, of the minutes from the first sighting to the seizure.",
+    ),
+    (
+        "total",
+        "every court at once: a vehicle sealed by two courts counts in each court's row and once in"
+        " the total.",
+    ),
+)
+
+
 # --- the figures --------------------------------------------------------------------------------------
 
 # Every query: $1 start, $2 end (half-open), $3 court or NULL for all; one row per court plus the totals
 # row (court NULL: watch_entries.court is NOT NULL, so NULL only ever means the empty grouping set).
+# A vehicle is (plate, plate_colour), counted DISTINCT: several entries (cases), hits or tasks of one
+# vehicle count once.
 _WATCHED = """
-SELECT e.court, count(*) AS n
+SELECT e.court, count(DISTINCT (e.plate, e.plate_colour)) AS n
 FROM watch_entries e
-WHERE e.valid_from < $2
+WHERE e.action = 'seize'
+  AND e.valid_from < $2
   AND (e.valid_until IS NULL OR e.valid_until > $1)
   AND (e.status = 'active' OR e.updated_at >= $1)
   AND ($3::text IS NULL OR e.court = $3)
 GROUP BY GROUPING SETS ((e.court), ())
 """
 
+# hits_entry_observed (entry_id, observed_at) answers the first EXISTS by an index probe per entry.
 _ALARMS = """
-SELECT e.court, count(*) AS n
-FROM tasks t
-JOIN watch_entries e ON e.entry_id = t.entry_id
-WHERE t.created_at >= $1 AND t.created_at < $2
+SELECT e.court, count(DISTINCT (e.plate, e.plate_colour)) AS n
+FROM watch_entries e
+WHERE e.action = 'seize'
   AND ($3::text IS NULL OR e.court = $3)
+  AND (EXISTS (SELECT 1 FROM hits h
+               WHERE h.entry_id = e.entry_id AND NOT h.backfill
+                 AND h.observed_at >= $1 AND h.observed_at < $2)
+       OR EXISTS (SELECT 1 FROM tasks t
+                  WHERE t.entry_id = e.entry_id AND t.page_id IS NULL
+                    AND t.first_seen_at >= $1 AND t.first_seen_at < $2))
 GROUP BY GROUPING SETS ((e.court), ())
 """
 
@@ -137,14 +215,15 @@ WITH seizures AS (
     SELECT task_id, min(at) AS seized_at FROM task_events WHERE to_state = 'seized' GROUP BY task_id
 )
 SELECT e.court,
-       count(DISTINCT t.entry_id) AS n,
+       count(DISTINCT (e.plate, e.plate_colour)) AS n,
        percentile_cont(0.5) WITHIN GROUP (
            ORDER BY (extract(epoch FROM s.seized_at - t.first_seen_at) / 60)::float8
        ) AS median_minutes
 FROM seizures s
 JOIN tasks t ON t.task_id = s.task_id
 JOIN watch_entries e ON e.entry_id = t.entry_id
-WHERE s.seized_at >= $1 AND s.seized_at < $2
+WHERE e.action = 'seize'
+  AND s.seized_at >= $1 AND s.seized_at < $2
   AND ($3::text IS NULL OR e.court = $3)
 GROUP BY GROUPING SETS ((e.court), ())
 """
@@ -153,7 +232,8 @@ _SETTLED = """
 SELECT e.court, count(DISTINCT (e.court, e.case_number)) AS n
 FROM watch_entry_history h
 JOIN watch_entries e ON e.entry_id = h.entry_id
-WHERE h.change = 'released' AND h.changed_at >= $1 AND h.changed_at < $2
+WHERE e.action = 'seize'
+  AND h.change = 'released' AND h.changed_at >= $1 AND h.changed_at < $2
   AND e.closed_reason = ANY($4::text[])
   AND ($3::text IS NULL OR e.court = $3)
 GROUP BY GROUPING SETS ((e.court), ())

@@ -114,7 +114,7 @@ FUNNEL_WATCHED_VEHICLES = Gauge(
 )
 FUNNEL_ALARMS = Gauge(
     "seizewatch_funnel_alarms",
-    'Alarms (tasks opened) this calendar year, per court; court="total" is all courts.',
+    'Vehicles with an alarm (a hit) this calendar year, per court; court="total" is all courts.',
     ["court"],
 )
 FUNNEL_SEIZED_VEHICLES = Gauge(

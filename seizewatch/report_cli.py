@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +18,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from alerts.funnel import REPORT_ZONE, FunnelRow, format_minutes, funnel, local_days, to_csv
+from alerts.funnel import (
+    DEFINITIONS,
+    REPORT_ZONE,
+    FunnelRow,
+    format_minutes,
+    funnel,
+    local_days,
+    report_period,
+    to_csv,
+)
 from seizewatch.settings import Settings
 from streams import db
 from streams.errors import SeizewatchError
@@ -51,8 +60,20 @@ _DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @report.command("funnel")
-@click.option("--from", "first", type=_DAY, required=True, help="First day, e.g. 2026-01-01 (Asia/Shanghai).")
-@click.option("--to", "last", type=_DAY, required=True, help="Last day, included, e.g. 2026-12-31.")
+@click.option(
+    "--from",
+    "first",
+    type=_DAY,
+    default=None,
+    help="First day, e.g. 2026-01-01 (Asia/Shanghai). Default: the 1st of --to's month, or of this month.",
+)
+@click.option(
+    "--to",
+    "last",
+    type=_DAY,
+    default=None,
+    help="Last day, included, e.g. 2026-12-31. Default: today with --from, else this month's last day.",
+)
 @click.option(
     "--court", default=None, help="One court only (its exact name); default: every court and a total."
 )
@@ -63,10 +84,17 @@ _DAY = click.DateTime(formats=["%Y-%m-%d"])
     default=None,
     help="Also write the rows to FILE as CSV (UTF-8 with BOM, opens in Excel).",
 )
-def report_funnel(first: datetime, last: datetime, court: str | None, csv_path: Path | None) -> None:
-    """Vehicles watched → alarms → vehicles seized → cases settled, per court (see alerts/funnel.py)."""
+def report_funnel(
+    first: datetime | None, last: datetime | None, court: str | None, csv_path: Path | None
+) -> None:
+    """Vehicles watched → alarms → vehicles seized → cases settled, per court, with what each counts.
+
+    Any period of local days (default: this month); every figure but cases counts distinct vehicles.
+    """
+    today = datetime.now(UTC).astimezone(REPORT_ZONE).date()
     try:
-        start, end = local_days(first.date(), last.date())
+        days = report_period(first.date() if first else None, last.date() if last else None, today)
+        start, end = local_days(*days)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--to'") from exc
     settings = _settings()
@@ -76,7 +104,8 @@ def report_funnel(first: datetime, last: datetime, court: str | None, csv_path: 
             return await funnel(conn, start=start, end=end, court=court)
 
     rows = _guarded(run)
-    console.print(_table(rows, first.date(), last.date()))
+    console.print(_table(rows, *days))
+    console.print(_definitions())
     if csv_path is not None:
         try:
             # Excel reads UTF-8 only with a BOM; newline="" keeps the CSV's own CRLF line ends.
@@ -106,6 +135,17 @@ def _table(rows: list[FunnelRow], first: date, last: date) -> Table:
             end_section=i + 2 == len(rows) and rows[-1].court is None,  # a rule above the totals row
         )  # fmt: skip
     return table
+
+
+def _definitions() -> Table:
+    """What each figure counts, under the figures: a court quoting them can say what they are."""
+    grid = Table.grid(padding=(0, 1))
+    grid.title, grid.title_justify = "What is counted:", "left"
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column()
+    for figure, meaning in DEFINITIONS:
+        grid.add_row(f"  {escape(figure)}:", escape(meaning))
+    return grid
 
 
 def main() -> None:

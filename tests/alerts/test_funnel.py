@@ -16,7 +16,9 @@ from alerts.funnel import (
     calendar_year,
     format_minutes,
     local_days,
+    month_of,
     publish_metrics,
+    report_period,
     to_csv,
 )
 
@@ -54,6 +56,35 @@ def test_the_calendar_year_is_the_local_one() -> None:
 def test_the_calendar_year_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         calendar_year(datetime(2026, 6, 1, 12, 0))  # noqa: DTZ001  # the naive time is the point
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "today", "period"),
+    [
+        (None, None, "2026-12-04", ("2026-12-01", "2026-12-31")),  # this month, whole
+        (None, None, "2026-02-28", ("2026-02-01", "2026-02-28")),
+        (None, None, "2028-02-10", ("2028-02-01", "2028-02-29")),  # a leap year
+        ("2026-11-15", None, "2026-12-04", ("2026-11-15", "2026-12-04")),  # from a day to today
+        (None, "2026-03-20", "2026-12-04", ("2026-03-01", "2026-03-20")),  # from the 1st of that month
+        ("2025-01-01", "2026-12-31", "2026-12-04", ("2025-01-01", "2026-12-31")),  # any period
+    ],
+)
+def test_the_report_period_fills_in_what_is_not_given(
+    first: str | None, last: str | None, today: str, period: tuple[str, str]
+) -> None:
+    def day(text: str | None) -> date | None:
+        return date.fromisoformat(text) if text else None
+
+    assert report_period(day(first), day(last), date.fromisoformat(today)) == tuple(map(day, period))
+
+
+def test_a_report_period_ending_before_it_starts_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"ends \(2026-12-04\) before it starts \(2026-12-05\)"):
+        report_period(date(2026, 12, 5), None, date(2026, 12, 4))  # --from tomorrow
+
+
+def test_month_of_december_ends_on_new_years_eve() -> None:
+    assert month_of(date(2026, 12, 31)) == (date(2026, 12, 1), date(2026, 12, 31))
 
 
 ROWS = [

@@ -1,6 +1,12 @@
-"""The funnel report over the real PostgreSQL: a small world of entries, tasks, seizures and releases
-written in SQL, figures checked against counts made here from the world's own list of events, then the
-real command with ``--csv``, and the gauges the pager refreshes."""
+"""The funnel report over the real PostgreSQL: a small world of entries, hits, tasks, seizures and
+releases written in SQL, figures checked against counts made here from the world's own list of events
+(and once against figures worked out on paper), then the real command with ``--csv``, and the gauges the
+pager refreshes.
+
+Every figure but cases counts vehicles (plate and colour): the world has one vehicle sealed in two
+cases, seen again and again and tasked twice; the same plate in another colour; one vehicle sealed by two
+courts; soft-seal and locate entries with hits; a vehicle only backfilled history saw; one the traffic
+police stopped before any camera saw it; hits no task followed."""
 
 from __future__ import annotations
 
@@ -17,7 +23,15 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from alerts.funnel import TOTAL, FunnelRow, funnel, local_days, refresh_funnel_metrics
+from alerts.funnel import (
+    DEFINITIONS,
+    TOTAL,
+    FunnelRow,
+    funnel,
+    local_days,
+    month_of,
+    refresh_funnel_metrics,
+)
 from tests.conftest import Isolated, run_seizewatch
 
 pytestmark = pytest.mark.integration
@@ -43,7 +57,14 @@ class Entry:
     valid_from: datetime
     valid_until: datetime | None = None
     closed: tuple[str, datetime, str] | None = None  # (released | seized, when, closed_reason)
+    plate: str = ""  # default: made from the key, one plate per entry
+    colour: str = "unknown"
+    action: str = "seize"
     entry_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def vehicle(self) -> tuple[str, str]:
+        return (self.plate or f"浙J{self.key.upper():0>5}", self.colour)
 
 
 @dataclass(frozen=True)
@@ -53,7 +74,15 @@ class Task:
     first_seen_at: datetime
     state: str
     seized: tuple[datetime, ...] = ()  # every task_events row with to_state 'seized'
+    traffic: bool = False  # opened by the traffic police's stop: no page, no hit
     task_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: str
+    observed_at: datetime
+    backfill: bool = False
 
 
 def entry(
@@ -65,15 +94,25 @@ def entry(
     until: str | None = None,
     released: tuple[str, str] | None = None,  # (when, closed_reason)
     seized: str | None = None,
+    plate: str = "",
+    colour: str = "unknown",
+    action: str = "seize",
 ) -> Entry:
     closed = ("released", local(released[0]), released[1]) if released else None
     if seized:
         closed = ("seized", local(seized), "seized")
-    return Entry(key, court, case, local(since), local(until) if until else None, closed)
+    return Entry(
+        key, court, case, local(since), local(until) if until else None, closed, plate, colour, action
+    )
 
 
-def task(entry: str, opened: str, first_seen: str, state: str, *seized: str) -> Task:
-    return Task(entry, local(opened), local(first_seen), state, tuple(local(at) for at in seized))
+def task(entry: str, opened: str, first_seen: str, state: str, *seized: str, traffic: bool = False) -> Task:
+    return Task(
+        entry, local(opened), local(first_seen), state, tuple(local(at) for at in seized), traffic=traffic
+    )
+
+
+V1, V3 = "浙J0V001", "浙J0V003"
 
 
 ENTRIES = [
@@ -98,6 +137,22 @@ ENTRIES = [
     entry("h6", HY, "(2026)浙1003执6", "2026-03-01 09:00", seized="2026-04-01 12:30"),
     entry("h7", HY, "(2026)浙1003执7", "2026-06-01 09:00", until="2027-06-01 00:00"),
     entry("l1", LQ, "(2025)浙1004执1", "2025-01-01 09:00", released=("2025-11-01 10:00", "paid")),
+    # One vehicle sealed in two cases of JJ: one vehicle watched, alarmed and seized, whatever the entries.
+    entry("v1a", JJ, "(2026)浙1002执21", "2026-02-01 09:00", plate=V1, colour="blue"),
+    entry(
+        "v1b", JJ, "(2026)浙1002执22", "2026-03-01 09:00", seized="2026-09-01 10:00", plate=V1, colour="blue"
+    ),
+    # The same plate on a yellow plate: another vehicle.
+    entry("v2", JJ, "(2026)浙1002执23", "2026-01-05 09:00", plate=V1, colour="yellow"),
+    # One vehicle sealed by both courts: in each court's row, once in the total.
+    entry("v3j", JJ, "(2026)浙1002执24", "2026-01-05 09:00", plate=V3, colour="blue"),
+    entry("v3h", HY, "(2026)浙1003执24", "2026-01-06 09:00", plate=V3, colour="blue"),
+    # Soft seal (活封) and locate-only: nobody is asked to seize; not in the funnel, hits or not.
+    entry("s1", JJ, "(2026)浙1002执25", "2026-01-05 09:00", action="soft_seal"),
+    entry("s2", JJ, "(2026)浙1002执26", "2026-01-05 09:00", action="locate"),
+    entry("b1", HY, "(2026)浙1003执21", "2026-01-05 09:00"),  # only backfilled history saw it
+    entry("t1", HY, "(2026)浙1003执22", "2026-01-05 09:00", seized="2026-06-01 10:45"),  # traffic stop
+    entry("n1", HY, "(2026)浙1003执23", "2026-01-05 09:00"),  # hits, no task (yet)
 ]
 
 TASKS = [  # (entry, opened, first seen, state, seized events…)
@@ -112,11 +167,34 @@ TASKS = [  # (entry, opened, first seen, state, seized events…)
     task("h3", "2026-09-02 10:01", "2026-09-02 10:00", "seized", "2027-01-01 00:30"),
     task("h5", "2026-11-01 07:01", "2026-11-01 07:00", "seized", "2026-11-01 10:20"),
     task("h6", "2026-04-01 12:00", "2026-04-01 12:00", "seized", "2026-04-01 12:30"),
-    task("h7", "2027-01-01 00:00", "2026-12-31 23:59", "open"),  # the period is half-open
+    # Opened just after the period, but seen in its last minute: an alarm of 2026 (the hit is the alarm).
+    task("h7", "2027-01-01 00:00", "2026-12-31 23:59", "open"),
     task("l1", "2025-10-01 10:00", "2025-10-01 09:00", "not_found"),
+    task("v1a", "2026-05-01 10:01", "2026-05-01 10:00", "not_found"),
+    task("v1b", "2026-09-01 08:01", "2026-09-01 08:00", "seized", "2026-09-01 10:00"),
+    task("v3j", "2026-04-01 10:01", "2026-04-01 10:00", "open"),
+    task("v3h", "2026-04-01 10:01", "2026-04-01 10:00", "open"),
+    task("s1", "2026-04-01 10:01", "2026-04-01 10:00", "open"),
+    task("s2", "2026-04-01 10:01", "2026-04-01 10:00", "seized", "2026-04-01 11:00"),
+    task("t1", "2026-06-01 10:50", "2026-06-01 10:00", "seized", "2026-06-01 10:45", traffic=True),
+]
+
+# Every task but the traffic police's opened on a hit at its first sighting; these are the others.
+HITS = [
+    # v1 seen again and again while its task is live, and by one read matching both of its entries.
+    *(Hit("v1a", local(f"2026-05-01 {hh}:00")) for hh in ("10", "11", "12", "13")),
+    Hit("v1b", local("2026-05-01 10:00")),
+    Hit("b1", local("2026-03-01 10:00"), backfill=True),
+    Hit("n1", local("2026-10-01 10:00")),
+    Hit("n1", local("2026-10-01 10:05")),
+    Hit("n1", local("2026-10-02 10:00")),
 ]
 
 BY_KEY = {e.key: e for e in ENTRIES}
+
+
+def hits() -> list[Hit]:
+    return [Hit(t.entry, t.first_seen_at) for t in TASKS if not t.traffic] + HITS
 
 
 def expected_rows(start: datetime, end: datetime) -> dict[str, FunnelRow]:
@@ -126,20 +204,26 @@ def expected_rows(start: datetime, end: datetime) -> dict[str, FunnelRow]:
         return start <= at < end
 
     def figures(entries: list[Entry]) -> FunnelRow | None:
-        keys = {e.key for e in entries}
-        watched = [
-            e
-            for e in entries
+        seize = [e for e in entries if e.action == "seize"]
+        keys = {e.key for e in seize}
+        watched = {
+            e.vehicle
+            for e in seize
             if e.valid_from < end
             and (e.valid_until is None or e.valid_until > start)
             and (e.closed is None or e.closed[1] >= start)
-        ]
+        }
         tasks = [t for t in TASKS if t.entry in keys]
-        alarms = [t for t in tasks if within(t.created_at)]
+        alarms = {
+            BY_KEY[h.entry].vehicle
+            for h in hits()
+            if h.entry in keys and not h.backfill and within(h.observed_at)
+        }
+        alarms |= {BY_KEY[t.entry].vehicle for t in tasks if t.traffic and within(t.first_seen_at)}
         seizures = [(t, min(t.seized)) for t in tasks if t.seized and within(min(t.seized))]
         settled = {
             (e.court, e.case)
-            for e in entries
+            for e in seize
             if e.closed
             and e.closed[0] == "released"
             and within(e.closed[1])
@@ -152,7 +236,7 @@ def expected_rows(start: datetime, end: datetime) -> dict[str, FunnelRow]:
             entries[0].court if len({e.court for e in entries}) == 1 else None,
             watched=len(watched),
             alarms=len(alarms),
-            seized=len({t.entry for t, _ in seizures}),
+            seized=len({BY_KEY[t.entry].vehicle for t, _ in seizures}),
             settled=len(settled),
             median_minutes_to_seizure=statistics.median(minutes) if minutes else None,
         )
@@ -166,22 +250,37 @@ def test_the_world_is_the_one_worked_out_by_hand() -> None:
     """The Python counts above, checked once against figures worked out on paper."""
     rows = expected_rows(START, END)
     assert set(rows) == {JJ, HY, TOTAL}
-    # JJ: j1 j2 j3 j5 j6 j7 j10 watched; j1, j7 ×2 alarms; j1 (90), j7 (75), j10 (100) seized; cases 2 and 4.
-    assert rows[JJ] == FunnelRow(JJ, 7, 3, 3, 2, 90.0)
-    # HY: all seven watched; h1 h2 h3 h5 h6 alarms; h2 (42), h5 (200), h6 (30) seized; case 4.
-    assert rows[HY] == FunnelRow(HY, 7, 5, 3, 1, 42.0)
-    # Six seizures, an even count: (75 + 90) / 2.
-    assert rows[TOTAL] == FunnelRow(None, 14, 8, 6, 3, 82.5)
+    # JJ: j1 j2 j3 j5 j6 j7 j10, v1 (two entries), v2, v3 watched (10); alarms j1, j7 (two tasks), v1
+    # (five hits, two tasks), v3 (4; j10's hit was in 2025, s1 and s2 are no seize entries); j1 (90),
+    # j7 (75), j10 (100), v1 (120) seized; cases 2 and 4.
+    assert rows[JJ] == FunnelRow(JJ, 10, 4, 4, 2, 95.0)
+    # HY: h1-h7, v3, b1, t1, n1 watched (11); alarms h1 h2 h3 h5 h6, h7 (seen at 23:59, tasked after
+    # midnight), v3, t1 (the traffic police's stop), n1 (three hits, no task): 9, not b1 (backfill);
+    # h2 (42), h5 (200), h6 (30), t1 (45) seized; case 4.
+    assert rows[HY] == FunnelRow(HY, 11, 9, 4, 1, 43.5)
+    # v3 once: 20 vehicles, 12 alarms. Eight seizures, an even count: (75 + 90) / 2.
+    assert rows[TOTAL] == FunnelRow(None, 20, 12, 8, 3, 82.5)
+
+
+async def insert_hit(conn: asyncpg.Connection, entry: Entry, at: datetime, *, backfill: bool) -> uuid.UUID:
+    hit_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO hits (hit_id, sighting_id, entry_id, match_kind, score, plate_read, plate_raw,"
+        " source_kind, source_id, device_id, observed_at, observed_offset_min, received_at, backfill)"
+        " VALUES ($1, $2, $3, 'exact', 1, 'plate', 'plate', 'checkpoint', 'src', 'dev-1', $4, 480, $4, $5)",
+        hit_id, f"sighting-{hit_id}", entry.entry_id, at, backfill,
+    )  # fmt: skip
+    return hit_id
 
 
 async def build_world(conn: asyncpg.Connection) -> None:
     for e in ENTRIES:
         status, closed_at, reason = e.closed or ("active", e.valid_from, None)
         await conn.execute(
-            "INSERT INTO watch_entries (entry_id, plate, case_number, court, action, valid_from, valid_until,"
-            " status, version, closed_reason, created_by, created_at, updated_by, updated_at)"
-            " VALUES ($1, $2, $3, $4, 'seize', $5, $6, $7, $8, $9, 'clerk', $5, 'clerk', $10)",
-            e.entry_id, f"浙J{e.key.upper():0>5}", e.case, e.court, e.valid_from, e.valid_until,
+            "INSERT INTO watch_entries (entry_id, plate, plate_colour, case_number, court, action,"
+            " valid_from, valid_until, status, version, closed_reason, created_by, created_at, updated_by,"
+            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'clerk', $7, 'clerk', $12)",
+            e.entry_id, e.vehicle[0], e.colour, e.case, e.court, e.action, e.valid_from, e.valid_until,
             status, 1 if e.closed is None else 2, reason, closed_at,
         )  # fmt: skip
         history = [("added", e.valid_from)] + ([(e.closed[0], e.closed[1])] if e.closed else [])
@@ -191,25 +290,24 @@ async def build_world(conn: asyncpg.Connection) -> None:
                 " snapshot) VALUES ($1, $2, $3, 'clerk', $4, '{}')",
                 e.entry_id, version, change, at,
             )  # fmt: skip
+    for h in HITS:
+        await insert_hit(conn, BY_KEY[h.entry], h.observed_at, backfill=h.backfill)
     for t in TASKS:
         entry = BY_KEY[t.entry]
-        hit_id, page_id = uuid.uuid4(), uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO hits (hit_id, sighting_id, entry_id, match_kind, score, plate_read, plate_raw,"
-            " source_kind, source_id, device_id, observed_at, observed_offset_min, received_at, backfill)"
-            " VALUES ($1, $2, $3, 'exact', 1, 'plate', 'plate', 'checkpoint', 'src', 'dev-1', $4, 480, $4,"
-            " false)",
-            hit_id, f"sighting-{t.task_id}", entry.entry_id, t.first_seen_at,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO pages (page_id, hit_id, entry_id, hit, plan, info_only, state, sighted_at,"
-            " created_at, updated_at) VALUES ($1, $2, $3, '{}', '{}', false, 'acknowledged', $4, $5, $5)",
-            page_id, hit_id, entry.entry_id, t.first_seen_at, t.created_at,
-        )  # fmt: skip
+        page_id: uuid.UUID | None = None
+        if not t.traffic:
+            page_id = uuid.uuid4()
+            hit_id = await insert_hit(conn, entry, t.first_seen_at, backfill=False)
+            await conn.execute(
+                "INSERT INTO pages (page_id, hit_id, entry_id, hit, plan, info_only, state, sighted_at,"
+                " created_at, updated_at) VALUES ($1, $2, $3, '{}', '{}', false, 'acknowledged', $4, $5, $5)",
+                page_id, hit_id, entry.entry_id, t.first_seen_at, t.created_at,
+            )  # fmt: skip
         await conn.execute(
             "INSERT INTO tasks (task_id, entry_id, kind, state, court, page_id, first_seen_at, last_seen_at,"
-            " created_at, updated_at) VALUES ($1, $2, 'seize', $3, $4, $5, $6, $6, $7, $7)",
-            t.task_id, entry.entry_id, t.state, entry.court, page_id, t.first_seen_at, t.created_at,
+            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $8)",
+            t.task_id, entry.entry_id, "locate" if entry.action == "locate" else "seize", t.state,
+            entry.court, page_id, t.first_seen_at, t.created_at,
         )  # fmt: skip
         # The events before a seizure, which must not count as one.
         trail = [(None, "open", t.created_at), ("open", "acknowledged", t.created_at)]
@@ -248,7 +346,8 @@ async def test_figures_per_court_and_in_total(conn: asyncpg.Connection) -> None:
     [
         ("2025-01-01", "2025-12-31", {JJ, HY, LQ}),  # the lapsed entry, the case settled at 23:30
         ("2026-01-01", "2026-01-01", {JJ, HY}),  # the first day: seizure at 00:20, release at 00:10
-        ("2026-12-31", "2026-12-31", {HY}),  # the last day: the alarm at 23:50; JJ all closed, j8 not yet
+        # The last day: the alarms at 23:45 and 23:59; of JJ only the entries without an end (j8 not yet).
+        ("2026-12-31", "2026-12-31", {JJ, HY}),
         ("2030-01-01", "2030-03-31", {JJ, HY}),  # only the entries still active without an end
         ("2023-01-01", "2023-12-31", set()),  # before everything: only a zero total
     ],
@@ -323,6 +422,49 @@ async def test_the_command_refuses_a_backward_period(isolated: Isolated) -> None
     result = report_funnel(isolated, "--from", "2026-02-01", "--to", "2026-01-31", check=False)
     assert result.returncode == 2
     assert "ends (2026-01-31) before it starts (2026-02-01)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--from", "2026-13-01"), "'--from'"),
+        (("--to", "2026/12/31"), "'--to'"),
+        (("--from", "yesterday"), "'--from'"),
+    ],
+)
+async def test_the_command_names_a_bad_day(isolated: Isolated, args: tuple[str, ...], named: str) -> None:
+    result = report_funnel(isolated, *args, check=False)
+    assert result.returncode == 2
+    assert f"Invalid value for {named}" in result.stderr
+    assert "%Y-%m-%d" in result.stderr  # the form it wants
+
+
+async def test_the_command_states_what_each_figure_counts(
+    isolated: Isolated, conn: asyncpg.Connection
+) -> None:
+    out = report_funnel(isolated, "--from", "2026-01-01", "--to", "2026-12-31").stdout
+    assert "What is counted:" in out
+    for figure, meaning in DEFINITIONS:
+        assert f"{figure}: {meaning}" in " ".join(out.split())  # however the terminal wrapped it
+
+
+async def test_the_command_covers_this_month_by_default(isolated: Isolated, conn: asyncpg.Connection) -> None:
+    before = datetime.now(SHANGHAI).date()
+    out = report_funnel(isolated).stdout
+    after = datetime.now(SHANGHAI).date()
+    # Run across a local midnight at the end of a month, the command may have seen either month.
+    titles = {f"Enforcement funnel {a} – {b} (Asia/Shanghai days)" for a, b in map(month_of, {before, after})}
+    assert any(title in out for title in titles)
+
+
+async def test_the_command_for_any_period(isolated: Isolated, conn: asyncpg.Connection) -> None:
+    """A week of September: v1 seized (its second entry), nothing else."""
+    out = report_funnel(isolated, "--from", "2026-08-31", "--to", "2026-09-06").stdout
+    start, end = local_days(date(2026, 8, 31), date(2026, 9, 6))
+    expected = expected_rows(start, end)
+    assert expected[JJ].seized == 1
+    assert expected[TOTAL].seized == 1
+    assert table_cells(out) == [shown(expected[court], "-") for court in (*sorted([JJ, HY]), TOTAL)]
 
 
 async def test_the_pager_refresh_publishes_this_year(isolated: Isolated, conn: asyncpg.Connection) -> None:
