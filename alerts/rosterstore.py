@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -44,6 +45,7 @@ from alerts.rosters import (
 )
 from streams.db import Connection
 from streams.errors import InvalidInput
+from streams.localtime import shown
 
 _Id = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\S{1,64}$")]
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
@@ -147,6 +149,14 @@ async def load_roster(conn: Connection) -> Roster:
         return await _fetch_roster(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         return await _fetch_roster(conn)
+
+
+async def court_zones(conn: Connection) -> dict[str, ZoneInfo]:
+    """Each court's time zone (by court id, the name on watch entries); a court not listed: the default."""
+    return {
+        r["court_id"]: time_zone(r["timezone"])
+        for r in await conn.fetch("SELECT court_id, timezone FROM courts")
+    }
 
 
 async def _fetch_roster(conn: Connection) -> Roster:
@@ -409,7 +419,10 @@ async def add_group_override(
     _check_period(starts_at, ends_at)
     async with conn.transaction():
         # The court row lock serializes concurrent overrides of one court, so the overlap check holds.
-        if await conn.fetchval("SELECT 1 FROM courts WHERE court_id = $1 FOR UPDATE", court_id) is None:
+        zone_name = await conn.fetchval(
+            "SELECT timezone FROM courts WHERE court_id = $1 FOR UPDATE", court_id
+        )
+        if zone_name is None:
             raise InvalidInput("not_found", f"no court {court_id!r} on the roster", field="court")
         owner = await conn.fetchval("SELECT court_id FROM duty_groups WHERE group_id = $1", group_id)
         if owner is None:
@@ -424,7 +437,9 @@ async def add_group_override(
             ends_at,
         )
         if clash is not None:
-            raise InvalidInput("overlap", f"overlaps {_describe(_group_override(clash))}", field="from")
+            raise InvalidInput(
+                "overlap", f"overlaps {_describe(_group_override(clash), time_zone(zone_name))}", field="from"
+            )
         row = await conn.fetchrow(
             "INSERT INTO group_overrides (court_id, group_id, starts_at, ends_at, reason, updated_by)"
             f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_GROUP_OVERRIDE_COLUMNS}",
@@ -497,7 +512,13 @@ async def replace_member(
             ends_at,
         )
         if clash is not None:
-            raise InvalidInput("overlap", f"overlaps {_describe(_member_override(clash))}", field="from")
+            zone = time_zone(
+                await conn.fetchval("SELECT timezone FROM courts WHERE court_id = $1", court_id)
+                or DEFAULT_TIMEZONE
+            )
+            raise InvalidInput(
+                "overlap", f"overlaps {_describe(_member_override(clash), zone)}", field="from"
+            )
         row = await conn.fetchrow(
             "INSERT INTO member_overrides (group_id, role, officer_id, starts_at, ends_at, reason,"
             f" updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_MEMBER_OVERRIDE_COLUMNS}",
@@ -552,8 +573,8 @@ async def set_officer_active(conn: Connection, officer_id: str, active: bool, *,
     return Officer(**{**dict(row), "role": Role(row["role"])})
 
 
-def _describe(override: GroupOverride | MemberOverride) -> str:
-    period = f"{override.starts_at.isoformat()} – {override.ends_at.isoformat()}"
+def _describe(override: GroupOverride | MemberOverride, zone: ZoneInfo) -> str:
+    period = f"{shown(override.starts_at, zone)} – {shown(override.ends_at, zone)}"
     if isinstance(override, GroupOverride):
         return f"group override #{override.override_id} ({override.group_id}, {period})"
     return (

@@ -65,7 +65,7 @@ def add_routes(
                 view = await taskviews.get_task(conn, who, task_id)
             except taskviews.NotAllowed:
                 return JSONResponse({"error": "no such task for this officer"}, status_code=404)
-            trail, events = await taskviews.trail_and_events(conn, task_id)
+            trail, events = await taskviews.trail_and_events(conn, task_id, view.zone)
         return JSONResponse({**view.as_json(), "trail": trail, "events": events})
 
     @app.post("/api/v1/tasks/{task_id}/state", tags=["tasks"])

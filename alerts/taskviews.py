@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alerts import tasks
-from alerts.rosters import Officer, Roster
+from alerts.rosters import DEFAULT_TIMEZONE, Officer, Roster, time_zone
 from streams.db import Connection
+from streams.localtime import DEFAULT_ZONE, local_iso
 
 
 class NotAllowed(Exception):  # an answer to the caller, like PermissionError
@@ -37,21 +39,29 @@ class TaskView:
     last_seen_at: datetime
     last_place: str | None
     custody: str | None
+    timezone: str = DEFAULT_TIMEZONE  # the court's (roster), in which its times are shown
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return time_zone(self.timezone)
 
     def as_json(self) -> dict[str, Any]:
+        """JSON for the API: times as ISO 8601 in the court's zone, with its offset."""
         data = dataclasses.asdict(self)
         data["task_id"] = str(self.task_id)
-        data["first_seen_at"] = self.first_seen_at.isoformat()
-        data["last_seen_at"] = self.last_seen_at.isoformat()
+        data["first_seen_at"] = local_iso(self.first_seen_at, self.zone)
+        data["last_seen_at"] = local_iso(self.last_seen_at, self.zone)
         return data
 
 
+# A court not on the roster has its times shown in the default zone.
 _SELECT = (
     "SELECT t.task_id, e.plate, e.case_number, t.court, t.kind, t.state, t.district, t.assignee,"
     " t.first_seen_at, t.last_seen_at, t.custody_name,"
     " (SELECT COALESCE(s.device_name, s.device_id) FROM task_sightings s WHERE s.task_id = t.task_id"
-    "  ORDER BY s.observed_at DESC LIMIT 1) AS last_place"
-    " FROM tasks t JOIN watch_entries e USING (entry_id)"
+    "  ORDER BY s.observed_at DESC LIMIT 1) AS last_place,"
+    f" COALESCE(c.timezone, '{DEFAULT_TIMEZONE}') AS timezone"
+    " FROM tasks t JOIN watch_entries e USING (entry_id) LEFT JOIN courts c ON c.court_id = t.court"
 )
 _VISIBLE = (
     "(t.court = $1 OR EXISTS (SELECT 1 FROM notifications n WHERE n.officer_id = $2"
@@ -71,7 +81,7 @@ def _view(row: Any) -> TaskView:
         task_id=row["task_id"], plate=row["plate"], case_number=row["case_number"], court=row["court"],
         kind=row["kind"], state=row["state"], district=row["district"], assignee=row["assignee"],
         first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"], last_place=row["last_place"],
-        custody=row["custody_name"],
+        custody=row["custody_name"], timezone=row["timezone"],
     )  # fmt: skip
 
 
@@ -108,21 +118,29 @@ async def get_task(conn: Connection, officer: Officer, task_id: uuid.UUID) -> Ta
 
 
 async def trail_and_events(
+    conn: Connection, task_id: uuid.UUID, zone: tzinfo = DEFAULT_ZONE
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task's sightings and state changes as JSON for the API: times ISO 8601 in ``zone``."""
+    trail, events = await trail_and_events_at(conn, task_id)
+    return (
+        [{**point, "at": local_iso(point["at"], zone)} for point in trail],
+        [{**event, "at": local_iso(event["at"], zone)} for event in events],
+    )
+
+
+async def trail_and_events_at(
     conn: Connection, task_id: uuid.UUID
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task's sightings and state changes, oldest first, ``at`` as an aware datetime."""
     trail = [
-        {
-            "at": r["observed_at"].isoformat(),
-            "place": r["device_name"] or r["device_id"],
-            "outcome": r["outcome"],
-        }
+        {"at": r["observed_at"], "place": r["device_name"] or r["device_id"], "outcome": r["outcome"]}
         for r in await conn.fetch(
             "SELECT * FROM task_sightings WHERE task_id = $1 ORDER BY observed_at", task_id
         )
     ]
     events = [
         {
-            "at": r["at"].isoformat(),
+            "at": r["at"],
             "by": r["actor"],
             "via": r["channel"],
             "from": r["from_state"],

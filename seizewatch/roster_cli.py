@@ -36,6 +36,7 @@ from alerts.routing import StepKind, plan_sighting, resolve
 from seizewatch.settings import Settings
 from streams import db
 from streams.errors import InvalidInput, SeizewatchError
+from streams.localtime import parse_when, shown
 from streams.vehicles import Action, Priority
 
 T = TypeVar("T")
@@ -72,6 +73,14 @@ def _when(text: str, option: str) -> datetime:
         return datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise click.BadParameter(f"{text!r}: expected e.g. 2026-11-23 21:00", param_hint=option) from exc
+
+
+def _instant(text: str, *, now: datetime, zone: ZoneInfo) -> datetime:
+    """``--at`` as an instant: ISO 8601, or ``21:00`` / ``明天 21:00`` / ``tomorrow 21:00`` around ``now``."""
+    try:
+        return parse_when(text, now=now, zone=zone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--at'") from exc
 
 
 def _localized(value: datetime, zone: ZoneInfo) -> datetime:
@@ -133,9 +142,15 @@ def roster_import(path: Path, by: str) -> None:
 
 @roster.command("who")
 @click.option("--court", default=None, help="Only this court (default: every court).")
-@click.option("--at", "at_text", default=None, help='Instant, e.g. "2026-11-23 21:00" (default: now).')
 @click.option(
-    "--tz", default=DEFAULT_TIMEZONE, show_default=True, help="Time zone of an --at without offset."
+    "--at",
+    "at_text",
+    default=None,
+    help='Instant: "21:00" (today), "明天 21:00", "今天 08:30", "tomorrow 21:00" or "2026-11-23 21:00"'
+    " (default: now).",
+)
+@click.option(
+    "--tz", default=DEFAULT_TIMEZONE, show_default=True, help="Time zone of --at: its today, its wall clock."
 )
 @click.option("--district", default=None, help="Also show whom a hit seen in this district would page first.")
 @click.option(
@@ -150,12 +165,12 @@ def roster_who(
         zone = time_zone(tz)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--tz") from exc
-    at = _localized(_when(at_text, "--at"), zone) if at_text else datetime.now(UTC)
+    at = _instant(at_text, now=datetime.now(UTC), zone=zone) if at_text is not None else datetime.now(UTC)
     snapshot = _with_connection(_settings(), rosterstore.load_roster)
     courts = [c for c in snapshot.courts if court is None or c.court_id == court]
     if court is not None and not courts:
         raise click.ClickException(f"no court {court!r} on the roster")
-    console.print(f"[bold]On duty at {at.astimezone(zone):%Y-%m-%d %H:%M %Z}[/]")
+    console.print(f"[bold]On duty at {shown(at, zone)}[/] ({zone.key})")
     _print_duty(snapshot, [c.court_id for c in courts], at)
     _print_night(snapshot, at)
     if district is not None:
@@ -177,8 +192,7 @@ def _print_duty(snapshot: Roster, court_ids: list[str], at: datetime) -> None:
         if court is None or shift is None:
             table.add_row(escape(court_id), "-", "-", "-", "-", "-", "[red]no duty group[/]")
             continue
-        starts, ends = shift.starts_at.astimezone(court.zone), shift.ends_at.astimezone(court.zone)
-        span = f"{starts:%m-%d %H:%M} → {ends:%m-%d %H:%M}"
+        span = f"{shown(shift.starts_at, court.zone)} → {shown(shift.ends_at, court.zone)}"
         group_note = ""
         override = shift.group_override
         if override is not None:
@@ -248,7 +262,7 @@ def _print_first_step(
     if resolution.nobody:
         console.print("  [red]nobody can be texted at step 1[/]")
     for target in plan.deferred:
-        until = f" at {plan.deferred_until.astimezone(zone):%H:%M}" if plan.deferred_until else ""
+        until = f" at {shown(plan.deferred_until, zone)}" if plan.deferred_until else ""
         console.print(f"  told{until}, not woken: {escape(str(target))}")
     for note in plan.notes:
         console.print(f"  note: {escape(note)}")

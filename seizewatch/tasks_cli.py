@@ -14,6 +14,7 @@ from alerts import tasks, taskviews
 from alerts.rosterstore import load_roster
 from seizewatch.settings import Settings
 from streams import db
+from streams.localtime import shown
 
 console = Console()
 
@@ -44,7 +45,7 @@ def list_command(officer: str, district: str | None, everything: bool) -> None:
             views = await taskviews.list_tasks(conn, who, district=district, live_only=not everything)
         table = Table("task", "plate", "state", "kind", "district", "last seen", "where", "assignee")
         for v in views:
-            seen = f"{v.last_seen_at.astimezone():%m-%d %H:%M}"
+            seen = shown(v.last_seen_at, v.zone)  # the court's time, with its offset
             table.add_row(
                 str(v.task_id),
                 v.plate,
@@ -72,13 +73,18 @@ def show_command(task_id: uuid.UUID, officer: str) -> None:
         async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
             who = taskviews.officer_of(await load_roster(conn), officer)
             view = await taskviews.get_task(conn, who, task_id)
-            trail, events = await taskviews.trail_and_events(conn, task_id)
+            trail, events = await taskviews.trail_and_events_at(conn, task_id)
+        zone = view.zone
         console.print(f"[bold]{view.plate}[/] {view.case_number} ({view.court}) — {view.state}, {view.kind}")
+        console.print(
+            f"  first seen {shown(view.first_seen_at, zone)}, last {shown(view.last_seen_at, zone)}"
+        )
         for point in trail:
-            console.print(f"  seen {point['at']} at {point['place']} ({point['outcome']})")
+            console.print(f"  seen {shown(point['at'], zone)} at {point['place']} ({point['outcome']})")
         for event in events:
             console.print(
-                f"  {event['at']} {event['from'] or '-'} → {event['to']} by {event['by']} via {event['via']}"
+                f"  {shown(event['at'], zone)} {event['from'] or '-'} → {event['to']}"
+                f" by {event['by']} via {event['via']}"
             )
 
     _run(run())

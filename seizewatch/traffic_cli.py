@@ -23,6 +23,7 @@ from connectors.traffic_export import ExportFormat, render, seizure_requests
 from seizewatch.settings import Settings
 from streams import db
 from streams.errors import SeizewatchError
+from streams.localtime import shown
 from streams.traffic import SeizureRequestV1
 
 T = TypeVar("T")
@@ -116,15 +117,16 @@ def traffic_list(court: str | None) -> None:
     for heading in _LIST_COLUMNS:
         table.add_column(heading, overflow="fold", no_wrap=heading in _NO_WRAP)
     for r in requests:
-        until = f"{r.valid_until.astimezone(SHANGHAI):%Y-%m-%d}" if r.valid_until else "-"
+        # As the export gives them: China Standard Time, with the offset.
+        until = shown(r.valid_until, SHANGHAI) if r.valid_until else "-"
         cells = (
             r.court, r.plate, r.plate_colour.value, r.vehicle or "-", r.case_number, r.priority.value,
-            f"{r.requested_at.astimezone(SHANGHAI):%Y-%m-%d}", until, str(r.request_id),
+            shown(r.requested_at, SHANGHAI), until, str(r.request_id),
         )  # fmt: skip
         table.add_row(*(escape(cell) for cell in cells))  # clerks' text is not rich markup
-    shown = Console()
-    shown.print(table)
-    shown.print(f"{len(requests)} vehicle{'' if len(requests) == 1 else 's'} to stop")
+    out = Console()
+    out.print(table)
+    out.print(f"{len(requests)} vehicle{'' if len(requests) == 1 else 's'} to stop")
 
 
 def main() -> None:

@@ -9,15 +9,18 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from alerts import rosterstore
 from seizewatch.common import console, guarded, settings_from_env
 from seizewatch.settings import Settings
 from streams import db, watchstore
 from streams.errors import InvalidInput
+from streams.localtime import DEFAULT_ZONE, shown
 from streams.vehicles import Action, EntryStatus, PlateColour, Priority
 from streams.watchimport import Rejected, read_rows
 from streams.watchstore import ClosedReason
@@ -38,7 +41,12 @@ def watchlist() -> None:
     "--colour", type=click.Choice([c.value for c in PlateColour]), default=PlateColour.UNKNOWN.value
 )
 @click.option("--vehicle", default="", help="Description: make, model, colour.")
-@click.option("--until", type=click.DateTime(), default=None, help="End of the seal's validity (local time).")
+@click.option(
+    "--until",
+    type=click.DateTime(),
+    default=None,
+    help="End of the seal's validity (the court's local time).",
+)
 @click.option("--note", default="")
 @click.option("--by", default=getpass.getuser, show_default="current user", help="Who makes the change.")
 def watchlist_add(
@@ -55,24 +63,30 @@ def watchlist_add(
 ) -> None:
     """Put a vehicle under watch."""
     settings = settings_from_env()
-    try:
-        new = watchstore.NewEntry(
-            plate=plate,
-            case_number=case_number,
-            court=court,
-            action=Action(action),
-            priority=Priority(priority),
-            plate_colour=PlateColour(colour),
-            vehicle=vehicle,
-            valid_until=until.astimezone() if until else None,
-            note=note,
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+
+    def entry(zone: ZoneInfo) -> watchstore.NewEntry:
+        try:
+            return watchstore.NewEntry(
+                plate=plate,
+                case_number=case_number,
+                court=court,
+                action=Action(action),
+                priority=Priority(priority),
+                plate_colour=PlateColour(colour),
+                vehicle=vehicle,
+                # The court's wall clock, not the zone of the machine the command runs on.
+                valid_until=until.replace(tzinfo=zone) if until else None,
+                note=note,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    entry(DEFAULT_ZONE)  # refuse a bad plate before connecting
 
     async def run() -> watchstore.EntryRecord:
         async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
-            return await watchstore.add_entry(conn, new, by=by)
+            zone = (await rosterstore.court_zones(conn)).get(court, DEFAULT_ZONE)
+            return await watchstore.add_entry(conn, entry(zone), by=by)
 
     record = guarded(run)
     console.print(f"added {record.entry.entry_id} {record.entry.plate.text} ({record.entry.action.value})")
@@ -112,24 +126,26 @@ def watchlist_list(status: str, court: str | None, plate: str | None, limit: int
     """List watch entries, latest change first."""
     settings = settings_from_env()
 
-    async def run() -> list[watchstore.EntryRecord]:
+    async def run() -> tuple[list[watchstore.EntryRecord], dict[str, ZoneInfo]]:
         async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
-            return await watchstore.list_entries(
+            records = await watchstore.list_entries(
                 conn,
                 status=None if status == "all" else EntryStatus(status),
                 court=court,
                 plate=plate,
                 limit=limit,
             )
+            return records, await rosterstore.court_zones(conn)
 
-    records = guarded(run)
-    table = Table("entry", "plate", "case", "court", "action", "priority", "status", "until", "changed by")
+    records, zones = guarded(run)
+    table = Table("entry", "plate", "case", "court", "action", "priority", "status", "until", "changed")
     for r in records:
         e = r.entry
-        until = e.valid_until.astimezone().strftime("%Y-%m-%d") if e.valid_until else "-"
+        zone = zones.get(e.court, DEFAULT_ZONE)  # each entry in its court's time, with the offset
+        until = shown(e.valid_until, zone) if e.valid_until else "-"
         table.add_row(
             str(e.entry_id), e.plate.text, e.case_number, e.court, e.action.value, e.priority.value,
-            e.status.value, until, f"{r.updated_by} {r.updated_at.astimezone():%Y-%m-%d %H:%M}",
+            e.status.value, until, f"{shown(r.updated_at, zone)} {r.updated_by}",
         )  # fmt: skip
     console.print(table)
     console.print(f"{len(records)} entr{'y' if len(records) == 1 else 'ies'}")

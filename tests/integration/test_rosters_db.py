@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -148,7 +148,8 @@ async def test_import_is_all_or_nothing(
 
 async def test_who_by_day_and_by_night(isolated: Isolated, example: rosterstore.RosterDocument) -> None:
     day = roster_cli(isolated, "who", "--at", "2026-11-23 10:00", "--district", "331002").stdout
-    assert "On duty at 2026-11-23 10:00 CST" in day
+    assert "On duty at 2026-11-23 10:00+08:00 (Asia/Shanghai)" in day
+    assert "2026-11-23 08:30+08:00 → 2026-11-24 08:30+08:00" in day  # 椒江's shift, local with offset
     for name in ("刘洋", "周婷", "吴磊", "黄涛", "许芳", "冯军"):  # 椒江 第二组, 黄岩 第一组
         assert name in day
     assert "→ 周婷 (jj-j2) +8613800001022 (judge)" in day
@@ -160,7 +161,7 @@ async def test_who_by_day_and_by_night(isolated: Isolated, example: rosterstore.
     assert "in force" in night
     assert "→ 白云派出所值班室 (st-baiyun) +8613800003001 (station_duty)" in night
     assert "→ 周婷" not in night
-    assert f"told at 08:00, not woken: on-duty judge + judicial_police of {JJ}" in night
+    assert f"told at 2026-11-24 08:00+08:00, not woken: on-duty judge + judicial_police of {JJ}" in night
 
     urgent = roster_cli(
         isolated, "who", "--at", "2026-11-23 21:00", "--district", "331002", "--priority", "urgent"
@@ -171,6 +172,64 @@ async def test_who_by_day_and_by_night(isolated: Isolated, example: rosterstore.
     elsewhere = roster_cli(isolated, "who", "--at", "2026-11-23 10:00", "--district", "331002", "--owner", HY)
     assert "→ 许芳 (hy-j1)" in elsewhere.stdout  # 黄岩's vehicle seen in 椒江: both courts
     assert "→ 周婷 (jj-j2)" in elsewhere.stdout
+
+
+def on_duty_day(before: date, after: date, days: int) -> set[str]:
+    """The local dates ``days`` after today, for a today read before and after a command ran."""
+    return {str(d + timedelta(days=days)) for d in (before, after)}
+
+
+@pytest.mark.parametrize(
+    ("typed", "days", "clock"),
+    [
+        ("10:00", 0, "10:00"),
+        ("今天 10:00", 0, "10:00"),
+        ("明天 21:00", 1, "21:00"),
+        ("明天21:00", 1, "21:00"),
+        ("tomorrow 08:30", 1, "08:30"),
+        ("Tomorrow 21:00", 1, "21:00"),
+    ],
+)
+async def test_who_at_a_time_of_today_or_tomorrow(
+    isolated: Isolated, example: rosterstore.RosterDocument, typed: str, days: int, clock: str
+) -> None:
+    """`--at` relative to today (Asia/Shanghai) gives what the full date and time gives.
+
+    Time-of-day independent: the expected output is the same command with the date written out, for
+    the local date before and after the run (they differ only across a local midnight).
+    """
+    before = datetime.now(SHANGHAI).date()
+    relative = roster_cli(isolated, "who", "--at", typed, "--district", "331002").stdout
+    after = datetime.now(SHANGHAI).date()
+    spelled = {
+        roster_cli(isolated, "who", "--at", f"{day} {clock}", "--district", "331002").stdout
+        for day in on_duty_day(before, after, days)
+    }
+    assert relative in spelled
+    assert any(
+        f"On duty at {day} {clock}+08:00 (Asia/Shanghai)" in relative
+        for day in on_duty_day(before, after, days)
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("下周 21:00", "unknown day '下周'"),
+        ("21", "'21' is not a time"),
+        ("25:00", "no such time of day"),
+        ("2026-11-31 10:00", "is not a time"),
+        ("", "no time given"),
+    ],
+)
+async def test_who_at_refuses_what_it_cannot_read(
+    isolated: Isolated, example: rosterstore.RosterDocument, typed: str, says: str
+) -> None:
+    result = roster_cli(isolated, "who", "--at", typed, check=False)
+    assert result.returncode == 2
+    assert "Invalid value for '--at'" in result.stderr
+    assert says in result.stderr
+    assert "明天 21:00" in result.stderr  # the forms it takes
 
 
 async def test_overrides_and_replacements_through_the_command(
@@ -189,6 +248,8 @@ async def test_overrides_and_replacements_through_the_command(
     )  # fmt: skip
     assert overlapping.returncode == 1
     assert f"overlaps group override #{override_id}" in overlapping.stderr
+    assert "+08:00 – " in overlapping.stderr  # its period in the court's time, not UTC
+    assert "+00:00" not in overlapping.stderr
 
     replaced = roster_cli(
         isolated, "replace", "--group", "jj-3", "--role", "judge", "--officer", "jj-j4",
