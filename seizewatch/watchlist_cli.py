@@ -43,9 +43,9 @@ def watchlist() -> None:
 @click.option("--vehicle", default="", help="Description: make, model, colour.")
 @click.option(
     "--until",
-    type=click.DateTime(),
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
     default=None,
-    help="End of the seal's validity (the court's local time).",
+    help="End of the seal's validity, e.g. 2027-06-01 00:00 (the court's local time).",
 )
 @click.option("--note", default="")
 @click.option("--by", default=getpass.getuser, show_default="current user", help="Who makes the change.")

@@ -11,6 +11,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -139,3 +140,21 @@ async def test_traffic_list_gives_instants_with_the_offset(
     listed = cli(isolated, "traffic", "list", "--court", JJ).stdout
     assert "2027-06-01 00:00+08:00" in listed  # until, as the export gives it
     assert "2026-11-01 09:30+08:00" in listed  # requested
+
+
+async def test_watchlist_add_reads_until_on_the_courts_clock(
+    isolated: Isolated, world: dict[str, uuid.UUID]
+) -> None:
+    """`--until 2027-06-01 00:00` is midnight where the court is, whatever the machine's zone (UTC here)."""
+    for plate, court in (("新A54321", TS), ("浙J54321", JJ)):
+        cli(isolated, "watchlist", "add", plate, "--case", "(2026)执2号", "--court", court,
+            "--until", "2027-06-01 00:00")  # fmt: skip
+    conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+    try:
+        until = dict(
+            await conn.fetch("SELECT plate, valid_until FROM watch_entries WHERE case_number = '(2026)执2号'")
+        )
+    finally:
+        await conn.close()
+    assert until["新A54321"] == datetime(2027, 6, 1, tzinfo=ZoneInfo("Asia/Urumqi"))
+    assert until["浙J54321"] == datetime(2027, 6, 1, tzinfo=ZoneInfo("Asia/Shanghai"))  # not on the roster
