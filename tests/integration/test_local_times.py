@@ -151,9 +151,10 @@ async def test_watchlist_add_reads_until_on_the_courts_clock(
             "--until", "2027-06-01 00:00")  # fmt: skip
     conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
     try:
-        until = dict(
-            await conn.fetch("SELECT plate, valid_until FROM watch_entries WHERE case_number = '(2026)执2号'")
+        rows = await conn.fetch(
+            "SELECT plate, valid_until FROM watch_entries WHERE case_number = '(2026)执2号'"
         )
+        until: dict[str, datetime] = {r["plate"]: r["valid_until"] for r in rows}
     finally:
         await conn.close()
     assert until["新A54321"] == datetime(2027, 6, 1, tzinfo=ZoneInfo("Asia/Urumqi"))
