@@ -47,6 +47,7 @@ from typing import Any
 from alerts.rosters import GROUP_ROLES, Officer, Role, Roster, time_zone
 from streams.events import SightingFlag
 from streams.hits import HitV1
+from streams.localtime import shown
 from streams.vehicles import Action, Priority
 
 PLAN_VERSION = 1
@@ -273,7 +274,7 @@ def plan_sighting(
             deferred_until = cover.window_end(at)
             notes.append(
                 f"night, {priority.value} priority: {cover.station} holds the vehicle; the courts are"
-                f" not woken and are told at {deferred_until.astimezone(time_zone(cover.timezone)):%H:%M}"
+                f" not woken and are told at {shown(deferred_until, time_zone(cover.timezone))}"
             )
     if action is Action.LOCATE:
         notes.append("locate only: information, no seizure")

@@ -162,6 +162,7 @@ async def test_who_by_day_and_by_night(isolated: Isolated, example: rosterstore.
     assert "→ 白云派出所值班室 (st-baiyun) +8613800003001 (station_duty)" in night
     assert "→ 周婷" not in night
     assert f"told at 2026-11-24 08:00+08:00, not woken: on-duty judge + judicial_police of {JJ}" in night
+    assert "the courts are not woken and are told at 2026-11-24 08:00+08:00" in night  # the plan's note
 
     urgent = roster_cli(
         isolated, "who", "--at", "2026-11-23 21:00", "--district", "331002", "--priority", "urgent"
