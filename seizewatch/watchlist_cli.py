@@ -35,6 +35,7 @@ from streams.watchimport import (
 from streams.watchstore import ClosedReason
 
 _LISTED = 20  # rejected rows shown on the terminal; the rejects file holds them all
+_KNOWN_LISTED = 30  # known courts named in a warning about a new one
 _NEVER = ("never", "无")  # --valid-until: the seal stays until released
 
 
@@ -82,9 +83,11 @@ async def _warn_new_courts(conn: db.Connection, courts: Counter[str]) -> None:
         close = difflib.get_close_matches(court, known, n=1, cutoff=0.6)
         hint = f" — did you mean {close[0]!r}?" if close else ""
         where = f" ({rows} rows)" if rows > 1 else ""
+        listed = sorted(known)[:_KNOWN_LISTED]
+        more = f" … and {len(known) - len(listed)} more" if len(known) > len(listed) else ""
         console.print(
             f"[yellow]warning:[/] court {escape(repr(court))}{where} is new: on no watch entry and no"
-            f" roster{escape(hint)}; known courts: {escape(', '.join(sorted(known)))}",
+            f" roster{escape(hint)}; known courts: {escape(', '.join(listed))}{more}",
             soft_wrap=True,
         )
 
@@ -348,6 +351,11 @@ def watchlist_list(status: str, court: str | None, plate: str | None, limit: int
 def watchlist_import(path: Path, encoding: str | None, rejects: Path | None, by: str) -> None:
     """Bulk-import watch entries from CSV (English or Chinese headers and values); each row stands alone,
     every rejected row goes to the rejects file with its reason, to fix and import again."""
+    target = rejects or path.with_name(f"{path.stem}.rejects.csv")
+    if target.resolve() == path.resolve():
+        raise click.ClickException(
+            f"the rejects file would overwrite the input {path}: give another --rejects"
+        )
     settings = settings_from_env()
     try:
         text, used = decode_csv(path.read_bytes(), encoding)
@@ -357,7 +365,6 @@ def watchlist_import(path: Path, encoding: str | None, rejects: Path | None, by:
     accepted, rejected, header = asyncio.run(_import(settings, lines, by))
     console.print(f"[bold]{escape(path.name)}[/] ({used}): {accepted} accepted, {len(rejected)} rejected")
     if rejected:
-        target = rejects or path.with_name(f"{path.stem}.rejects.csv")
         try:
             written = write_rejects(target, header, rejected)
         except OSError as exc:

@@ -165,6 +165,10 @@ async def test_a_chinese_excel_file_imports_with_plain_dates_and_every_reject_in
     again = cli("watchlist", "import", str(path), "--rejects", str(chosen), check=False)
     assert "0 accepted, 64 rejected" in again.stdout
     assert len(chosen.read_text(encoding="utf-8-sig").splitlines()) == 65
+    over = cli("watchlist", "import", str(chosen), "--rejects", str(chosen), check=False)
+    assert over.returncode != 0
+    assert "would overwrite the input" in over.stderr
+    assert len(chosen.read_text(encoding="utf-8-sig").splitlines()) == 65
 
 
 async def test_edit_changes_an_entry_audited_and_published(cli: Cli, isolated: Isolated) -> None:
