@@ -1,4 +1,5 @@
-"""Watch entries in PostgreSQL: add, release, list; every change audited and written to the outbox."""
+"""Watch entries in PostgreSQL: add, edit, release, list, history; every change audited and written to
+the outbox."""
 
 from __future__ import annotations
 
@@ -85,19 +86,27 @@ def _record(row: asyncpg.Record) -> EntryRecord:
 
 
 async def _audit_and_publish(
-    conn: Connection, record: EntryRecord, change: str, by: str, reason: str
+    conn: Connection,
+    record: EntryRecord,
+    change: str,
+    by: str,
+    reason: str,
+    *,
+    changes: dict[str, list[str | None]] | None = None,
+    was_seize: bool = False,
 ) -> None:
     entry = record.entry
     snapshot = encode_entry(entry).decode()
     await conn.execute(
-        "INSERT INTO watch_entry_history (entry_id, version, change, changed_by, reason, snapshot)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        "INSERT INTO watch_entry_history (entry_id, version, change, changed_by, reason, snapshot, changes)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)",
         entry.entry_id,
         entry.version,
         change,
         by,
         reason,
         snapshot,
+        orjson.dumps(changes or {}).decode(),
     )
     # Active entries travel whole; released and seized ones as tombstones, so compaction forgets them.
     active = entry.status is EntryStatus.ACTIVE
@@ -107,6 +116,13 @@ async def _audit_and_publish(
         str(entry.entry_id),
         encode_entry(entry) if active else None,
     )
+    if entry.action is not Action.SEIZE and was_seize:
+        # Edited away from seizure: it leaves the traffic police's list.
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, NULL)",
+            SEIZURE_REQUESTS,
+            str(entry.entry_id),
+        )
     if entry.action is Action.SEIZE:
         # The traffic police's list (一键扣车) follows every addition, release and seizure.
         request = SeizureRequestV1(
@@ -255,3 +271,180 @@ async def list_entries(
         f"SELECT {_COLUMNS} FROM watch_entries {where} ORDER BY updated_at DESC LIMIT ${len(args)}", *args
     )
     return [_record(row) for row in rows]
+
+
+class EntryEdit(BaseModel):
+    """What a clerk changes on an active entry; a field left None stays as it is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Action | None = None
+    priority: Priority | None = None
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    no_expiry: bool = False  # remove valid_until: the seal stays until released
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+async def edit_entry(
+    conn: Connection, entry_id: uuid.UUID, edit: EntryEdit, *, by: str, reason: str = ""
+) -> tuple[EntryRecord, dict[str, list[str | None]]]:
+    """Change an active entry's action, priority, validity or note: a new version, audited with each
+    field's value before and after, and published like any change (the traffic police's list follows a
+    change of action to or from seizure).
+
+    Returns:
+        The entry as it now is, and the changes by field: ``{"priority": ["normal", "urgent"]}``.
+
+    Raises:
+        InvalidInput: ``not_found``, ``not_active``, ``no_change`` (every value is already so), or
+            ``invalid_field`` (valid_until not later than valid_from).
+    """
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM watch_entries WHERE entry_id = $1 FOR UPDATE", entry_id
+        )
+        if row is None:
+            raise InvalidInput("not_found", f"no watch entry {entry_id}", field="entry_id")
+        before = _record(row)
+        if before.entry.status is not EntryStatus.ACTIVE:
+            raise InvalidInput(
+                "not_active",
+                f"watch entry {entry_id} is {before.entry.status.value}, not active",
+                field="entry_id",
+            )
+        old = before.entry
+        new = {
+            "action": edit.action or old.action,
+            "priority": edit.priority or old.priority,
+            "valid_from": edit.valid_from or old.valid_from,
+            "valid_until": None if edit.no_expiry else (edit.valid_until or old.valid_until),
+            "note": before.note if edit.note is None else edit.note,
+        }
+        was = {
+            "action": old.action,
+            "priority": old.priority,
+            "valid_from": old.valid_from,
+            "valid_until": old.valid_until,
+            "note": before.note,
+        }
+        changes = {
+            field: [_text(was[field]), _text(value)] for field, value in new.items() if value != was[field]
+        }
+        if not changes:
+            raise InvalidInput("no_change", f"watch entry {entry_id} already has these values")
+        valid_from, valid_until = new["valid_from"], new["valid_until"]
+        assert isinstance(valid_from, datetime)  # noqa: S101  # narrowed for mypy: never None above
+        if isinstance(valid_until, datetime) and valid_until <= valid_from:
+            raise InvalidInput(
+                "invalid_field",
+                f"must be later than valid_from ({valid_until.isoformat()} <= {valid_from.isoformat()})",
+                field="valid_until",
+            )
+        row = await conn.fetchrow(
+            "UPDATE watch_entries SET action = $2, priority = $3, valid_from = $4, valid_until = $5,"
+            " note = $6, version = version + 1, updated_by = $7, updated_at = now()"
+            f" WHERE entry_id = $1 RETURNING {_COLUMNS}",
+            entry_id,
+            str(new["action"]),
+            str(new["priority"]),
+            valid_from,
+            valid_until,
+            new["note"],
+            by,
+        )
+        assert row is not None  # noqa: S101  # the row is locked above
+        record = _record(row)
+        await _audit_and_publish(
+            conn, record, "updated", by, reason, changes=changes, was_seize=old.action is Action.SEIZE
+        )
+    return record, changes
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One version of an entry: who made it, when, why, and (for an edit) each field before and after."""
+
+    version: int
+    change: str
+    changed_by: str
+    changed_at: datetime
+    reason: str
+    changes: dict[str, list[str | None]]
+    snapshot: dict[str, Any]
+
+
+async def entry_history(conn: Connection, entry_id: uuid.UUID) -> list[HistoryRow]:
+    """The audit trail of an entry, oldest version first.
+
+    Raises:
+        InvalidInput: ``not_found``.
+    """
+    rows = await conn.fetch(
+        "SELECT version, change, changed_by, changed_at, reason, changes, snapshot FROM watch_entry_history"
+        " WHERE entry_id = $1 ORDER BY version",
+        entry_id,
+    )
+    if not rows:
+        raise InvalidInput("not_found", f"no watch entry {entry_id}", field="entry_id")
+    return [
+        HistoryRow(
+            r["version"],
+            r["change"],
+            r["changed_by"],
+            r["changed_at"],
+            r["reason"],
+            orjson.loads(r["changes"]),
+            orjson.loads(r["snapshot"]),
+        )
+        for r in rows
+    ]
+
+
+async def active_entry_for(conn: Connection, plate: str, case_number: str) -> EntryRecord:
+    """The one active entry of ``plate`` for ``case_number`` (brackets full- or half-width alike, as clerks
+    type （2026） and (2026) both).
+
+    Raises:
+        InvalidInput: ``invalid_plate``; ``not_found`` (none active; closed ones are named);
+            ``ambiguous`` (several: their ids are listed).
+    """
+    try:
+        text = parse_plate(plate).text
+    except PlateError as exc:
+        raise InvalidInput("invalid_plate", str(exc), field="plate") from exc
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM watch_entries WHERE plate = $1"
+        " AND translate(case_number, '（） ', '()') = translate($2, '（） ', '()') ORDER BY updated_at DESC",
+        text,
+        case_number.strip(),
+    )
+    records = [_record(r) for r in rows]
+    active = [r for r in records if r.entry.status is EntryStatus.ACTIVE]
+    if len(active) == 1:
+        return active[0]
+    if active:
+        ids = ", ".join(str(r.entry.entry_id) for r in active)
+        raise InvalidInput(
+            "ambiguous",
+            f"{len(active)} active entries of {text} for case {case_number}: {ids}",
+            field="plate",
+        )
+    closed = "; ".join(f"{r.entry.entry_id} {r.entry.case_number} is {r.entry.status.value}" for r in records)
+    raise InvalidInput(
+        "not_found",
+        f"no active entry of {text} for case {case_number}" + (f" ({closed})" if closed else ""),
+        field="plate",
+    )
+
+
+async def known_courts(conn: Connection) -> set[str]:
+    """Every court named on a watch entry or in the rosters: an unseen name is most likely a typo."""
+    rows = await conn.fetch("SELECT DISTINCT court FROM watch_entries UNION SELECT court_id FROM courts")
+    return {r[0] for r in rows}
