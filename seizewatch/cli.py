@@ -341,6 +341,7 @@ def main() -> None:
 def _register_commands() -> None:
     from seizewatch.backfill_cli import backfill
     from seizewatch.registry_cli import devices, sources
+    from seizewatch.reply_cli import reply
     from seizewatch.report_cli import report
     from seizewatch.roster_cli import roster
     from seizewatch.tasks_cli import tasks_group
@@ -355,6 +356,7 @@ def _register_commands() -> None:
     cli.add_command(tasks_group)
     cli.add_command(report)
     cli.add_command(traffic)
+    cli.add_command(reply)
 
 
 _register_commands()
