@@ -326,12 +326,17 @@ def pager() -> None:
 @click.option(
     "--rate", type=click.FloatRange(1, 100_000), default=300, show_default=True, help="Reads per second."
 )
-def demo(reads: int, rate: float) -> None:
+@click.option(
+    "--reply",
+    is_flag=True,
+    help="At the end, an officer paged for the urgent vehicle answers 1 <code> (simulated, no provider).",
+)
+def demo(reads: int, rate: float, reply: bool) -> None:
     """Services up, a matcher worker running, a simulated city feed; hits printed where an SMS would go."""
     from seizewatch.demo import run_demo
 
     settings = settings_from_env()
-    sys.exit(run_demo(settings, reads=reads, rate=rate, console=console))
+    sys.exit(run_demo(settings, reads=reads, rate=rate, console=console, reply=reply))
 
 
 def main() -> None:

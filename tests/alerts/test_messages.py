@@ -232,7 +232,8 @@ def test_an_urgent_alert_carries_the_marker_the_colour_and_the_address() -> None
     text = alert(urgent=True, plate_colour=PlateColour.BLUE, address="椒江区工人西路558号")
 
     assert text == (
-        "【紧急】【执行查控 K7Q】蓝牌浙J12345 11-23 02:51 出现在椒江万达广场停车场1号入口（椒江区工人西路558号）。"
+        "【紧急】【执行查控 K7Q】蓝牌浙J12345 11-23 02:51 "
+        "出现在椒江万达广场停车场1号入口（椒江区工人西路558号）。"
         "案号(2024)浙1002执1201号，请扣押。回复1 K7Q接手，2 K7Q非本人"
     )
     assert segments(text) == 2
@@ -283,13 +284,13 @@ def test_an_escalation_from_a_court_with_the_longest_names_keeps_the_essentials(
 
 def test_a_sub_case_number_keeps_its_suffix_when_shortened() -> None:
     # Longer and longer names of who was paged before push the case number to its short form.
-    texts = [
-        render_escalated(
-            previous="欧" * n, plate="浙J12345", place=PLACE, observed_at=SEEN, case_number=LONG_CASE,
+    def escalated(previous: str) -> str:
+        return render_escalated(
+            previous=previous, plate="浙J12345", place=PLACE, observed_at=SEEN, case_number=LONG_CASE,
             action="seize", match_kind="ocr", score=0.8, reply_code="K7Q", vehicle=LONG_VEHICLE,
         )  # fmt: skip
-        for n in range(40)
-    ]
+
+    texts = [escalated("欧" * n) for n in range(40)]
 
     shortened = [t for t in texts if "案号(2026)…" in t]
     assert shortened
@@ -329,10 +330,11 @@ def test_details_go_in_the_documented_order(
         "action": "seize", "match_kind": kind, "score": 0.9, "reply_code": "K7Q", "vehicle": vehicle,
         "urgent": urgent, "plate_colour": colour, "max_segments": max_segments,
     }  # fmt: skip
-    if previous is None:
-        text = render_alert(**common)  # type: ignore[arg-type]
-    else:
-        text = render_escalated(previous=previous, **common)  # type: ignore[arg-type]
+    text = (
+        render_alert(**common)  # type: ignore[arg-type]
+        if previous is None
+        else render_escalated(previous=previous, **common)  # type: ignore[arg-type]
+    )
 
     assert segments(text) <= max_segments
     assert text.startswith((URGENT_MARK if urgent else "") + "【执行查控 K7Q】")

@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
-from alerts.pages import overdue_steps, page_id_for
 from alerts.messages import segments
+from alerts.pages import overdue_steps, page_id_for
 from streams.vehicles import PlateColour, Priority
 from tests.conftest import Isolated, eventually
 from tests.fakes.twilio_server import FakeTwilio
@@ -211,7 +211,8 @@ async def test_an_urgent_page_says_so_with_the_plate_colour_and_the_address(
         address="椒江区工人西路558号",
     )  # fmt: skip
     rows = await eventually(
-        lambda: notifications(isolated, page_id), lambda rows: bool(rows) and all(r["step"] == 0 for r in rows)
+        lambda: notifications(isolated, page_id),
+        lambda rows: bool(rows) and all(r["step"] == 0 for r in rows),
     )
 
     for row in rows:

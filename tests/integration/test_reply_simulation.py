@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import subprocess
 import sys
 import uuid
@@ -18,13 +19,16 @@ import asyncpg
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from rich.console import Console
 
 from alerts.pages import page_id_for
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.twilio_sms import TwilioSms
 from alerts.webhooks import create_app
+from seizewatch.demo import simulate_reply
 from seizewatch.reply_cli import send_reply
 from seizewatch.scratch import free_port
+from streams.vehicles import Priority
 from tests.conftest import Isolated, eventually, run_seizewatch
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.pager_support import Clock, import_example_roster, make_hit, publish, serve_pager
@@ -117,6 +121,27 @@ async def test_the_reply_command_acknowledges_a_page_and_names_what_is_missing(i
         )
         assert "已确认" in taken.stdout
         assert await page_state(isolated, page_id) == ("acknowledged", "jj-j2")
+
+
+async def test_the_demo_s_simulated_reply_takes_the_urgent_page(isolated: Isolated) -> None:
+    await import_example_roster(isolated.settings.postgres.dsn.get_secret_value())
+    async with FakeTwilio() as fake, serve_pager(isolated, fake, Clock(DAY)):
+        hit = await make_hit(
+            isolated, plate="浙J60004", observed_at=DAY - timedelta(seconds=30), priority=Priority.URGENT
+        )
+        await publish(isolated, hit)
+        await first_step(isolated, page_id_for(hit.hit_id))
+        out = io.StringIO()
+        conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
+        try:
+            result = await simulate_reply(conn, hit.entry_id, Console(file=out), now=DAY)
+        finally:
+            await conn.close()
+
+    assert result == ("acknowledged", True)
+    assert "已确认" in out.getvalue()
+    assert "+8613800001022" not in out.getvalue()  # the number is masked
+    assert await page_state(isolated, page_id_for(hit.hit_id)) == ("acknowledged", "jj-j2")
 
 
 @contextlib.asynccontextmanager
