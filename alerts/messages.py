@@ -1,10 +1,13 @@
 """The SMS officers read and the replies they send: Chinese text sized to segments, reply codes, parsing.
 
 Pure functions. Chinese text travels as UCS-2: 70 characters in one SMS, 67 per part once split. Every
-text here is guaranteed to fit ``max_segments`` (two by default). When it would not, details go in this
-order: the place is shortened, then the vehicle and case details, then the reply instructions; the plate,
-the time and the reply code are never dropped. The code sits right after the tag (``【执行查控 K7Q】``),
-where it survives any truncation by the phone, and again in the instructions when there is room.
+text here is guaranteed to fit ``max_segments`` (two by default). When it would not, the least useful
+detail goes first, in the order of :data:`SHORTENING_ORDER`: the address (shortened, then dropped), the
+place name (shortened), the vehicle, the case number (shortened, then dropped), the long instructions,
+the escalation's names, the match's details, the plate colour, the long action, the instructions, and
+last the place. The urgency marker, the reply code, the plate, the time and the action (in its short
+form at least) are never dropped. The code sits right after the tag (``【执行查控 K7Q】``), where it
+survives any truncation by the phone, and again in the instructions when there is room.
 
 Reply codes (GoAlert's pattern, ONCALL "Replies") tie an answer to one page and one person: three
 characters from an alphabet without 0/O/1/I/L, always starting with a letter, so ``1K7Q`` (command first)
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
+
+from streams.vehicles import PlateColour
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 
@@ -171,6 +176,7 @@ EscalationReason = Literal["no_answer", "declined", "unreachable"]
 UpdateEvent = Literal["seen_again", "left"]
 
 _TAG: Final = "执行查控"
+URGENT_MARK: Final = "【紧急】"  # before the tag, on everything sent about an urgent entry
 _ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "seize": ("请扣押。", "扣押。"),
     "locate": ("仅查找位置，勿扣押。", "仅查找。"),
@@ -180,46 +186,58 @@ _REASONS: Final[Mapping[str, str]] = {
     "declined": "无法接手",
     "unreachable": "短信无法送达",
 }
+# How a plate's colour is printed before it (蓝牌浙J12345); an unknown colour is not printed.
+PLATE_COLOURS: Final[Mapping[PlateColour, str]] = {
+    PlateColour.BLUE: "蓝牌",
+    PlateColour.YELLOW: "黄牌",
+    PlateColour.GREEN: "绿牌",
+    PlateColour.YELLOW_GREEN: "黄绿牌",
+    PlateColour.WHITE: "白牌",
+    PlateColour.BLACK: "黑牌",
+}
 _PLACE_MIN: Final = 8  # characters of a place kept before the details go
-_CASE_TAIL_RE: Final = re.compile(r"[(（](\d{4})[)）].*?(\D\d+号)")
+_ADDRESS_MIN: Final = 8  # characters of an address kept before it goes entirely
+# A case number's year and its last number, with a sub-case suffix (之一) if any: (2026)…恢12345号之一.
+_CASE_TAIL_RE: Final = re.compile(r"[(（](\d{4})[)）].*?(\D\d+号(?:之[一二三四五六七八九十]+)?)$")
 
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One rung of the shortening ladder: a form index per part, and how short the place may get."""
+    """One rung of the shortening ladder: a form index per part, and how short each slot may get
+    (absent: kept whole; 0: dropped)."""
 
     forms: Mapping[str, int]
-    place_min: int | None  # None: the place is kept whole
+    mins: Mapping[str, int]
 
 
-class _PlaceSlot:
-    """Where the (shortened) place goes among the pieces of a text."""
+@dataclass(frozen=True, slots=True)
+class _Slots:
+    """Where the (shortened) variable-length texts go, worded by ``form`` from their current values."""
+
+    form: Callable[[Mapping[str, str]], str]
 
 
-_PLACE: Final = _PlaceSlot()
-# Fixed text, (part name, its forms longest first), or the place: composed in order.
-_Piece = str | tuple[str, Sequence[str]] | _PlaceSlot
+# Fixed text, (part name, its forms longest first), or the slots: composed in order.
+_Piece = str | tuple[str, Sequence[str]] | _Slots
 
 
 def _fit(
-    pieces: Sequence[_Piece],
-    place: str,
-    place_form: Callable[[str], str],
-    ladder: Sequence[_Step],
-    max_segments: int,
+    pieces: Sequence[_Piece], slots: Mapping[str, str], ladder: Sequence[_Step], max_segments: int
 ) -> str:
-    """The first rung of ``ladder`` whose text fits, with the longest place that fits on it.
+    """The first rung of ``ladder`` whose text fits, with the longest slot texts that fit on it.
 
-    ``pieces`` is fixed text and named parts; the place, worded by ``place_form``, goes at ``_PLACE``.
+    ``slots`` are the variable-length texts by name, the most useful first: on a rung where they may be
+    shortened, each in turn is given as many characters as fit (a dropped one stays dropped).
     """
     if max_segments < 1:
         raise ValueError(f"max_segments must be ≥ 1, not {max_segments}")
 
-    def compose(step: _Step, place_chars: int) -> str:
+    def compose(step: _Step, lengths: Mapping[str, int]) -> str:
+        shortened = {name: _shorten(text, lengths[name]) for name, text in slots.items()}
         out: list[str] = []
         for piece in pieces:
-            if isinstance(piece, _PlaceSlot):
-                out.append(place_form(_shorten(place, place_chars)))
+            if isinstance(piece, _Slots):
+                out.append(piece.form(shortened))
             elif isinstance(piece, str):
                 out.append(piece)
             else:
@@ -228,17 +246,21 @@ def _fit(
         return "".join(out)
 
     for step in ladder:
-        low = len(place) if step.place_min is None else min(step.place_min, len(place))
-        if segments(compose(step, low)) > max_segments:
+        lengths = {name: min(step.mins.get(name, len(text)), len(text)) for name, text in slots.items()}
+        if segments(compose(step, lengths)) > max_segments:
             continue
-        high = len(place)  # the largest place length that fits is in [low, high]
-        while low < high:
-            mid = (low + high + 1) // 2
-            if segments(compose(step, mid)) <= max_segments:
-                low = mid
-            else:
-                high = mid - 1
-        return compose(step, low)
+        for name, text in slots.items():
+            if lengths[name] == 0:
+                continue  # dropped on this rung
+            low, high = lengths[name], len(text)  # the largest length that fits is in [low, high]
+            while low < high:
+                mid = (low + high + 1) // 2
+                if segments(compose(step, {**lengths, name: mid})) <= max_segments:
+                    low = mid
+                else:
+                    high = mid - 1
+            lengths[name] = low
+        return compose(step, lengths)
     raise ValueError(f"the plate, time and reply code alone exceed {max_segments} SMS segment(s)")
 
 
@@ -259,10 +281,10 @@ def _when(observed_at: datetime, tz: tzinfo) -> str:
     return observed_at.astimezone(tz).strftime("%m-%d %H:%M")
 
 
-def _head(code: str) -> str:
+def _head(code: str, urgent: bool) -> str:
     if not is_reply_code(code):
         raise ValueError(f"not a reply code: {code!r}")
-    return f"【{_TAG} {code}】"
+    return (URGENT_MARK if urgent else "") + f"【{_TAG} {code}】"
 
 
 def _quality(match_kind: str, score: float) -> tuple[str, ...]:
@@ -284,8 +306,14 @@ def _take_instructions(code: str) -> tuple[str, ...]:
     return (f"回复1 {code}接手，2 {code}非本人", f"回复1 {code}接手", "")
 
 
+def _plate_pieces(plate: str, colour: PlateColour | None) -> list[_Piece]:
+    word = PLATE_COLOURS.get(colour) if colour is not None else None
+    return [("colour", (word, "") if word else ("",)), ("plate", [_clean(plate)])]
+
+
 def _sighting_pieces(  # the facts of one sighting, in the order they are printed
     plate: str,
+    colour: PlateColour | None,
     observed_at: datetime,
     tz: tzinfo,
     case_number: str,
@@ -297,10 +325,10 @@ def _sighting_pieces(  # the facts of one sighting, in the order they are printe
     /,
 ) -> list[_Piece]:
     return [
-        ("plate", [_clean(plate)]),
+        *_plate_pieces(plate, colour),
         ("quality", _quality(match_kind, score)),
         f" {_when(observed_at, tz)}",
-        _PLACE,
+        _Slots(_appeared),
         ("vehicle", (f"{_clean(vehicle)}，", "") if vehicle and _clean(vehicle) else ("",)),
         ("case", _case_forms(case_number)),
         ("action", _ACTIONS[action]),
@@ -308,39 +336,57 @@ def _sighting_pieces(  # the facts of one sighting, in the order they are printe
     ]
 
 
-def _appeared(place: str) -> str:
-    return f" 出现在{place}。" if place else "。"
+def _where(slots: Mapping[str, str]) -> str:
+    """``place（address）``, either alone, or empty."""
+    place, address = slots["place"], slots.get("address", "")
+    if place and address:
+        return f"{place}（{address}）"
+    return place or address
+
+
+def _appeared(slots: Mapping[str, str]) -> str:
+    where = _where(slots)
+    return f" 出现在{where}。" if where else "。"
+
+
+_SLOTS: Final = frozenset({"place", "address"})  # the others are parts with forms
 
 
 def _ladder(*shortenings: tuple[str, int]) -> tuple[_Step, ...]:
     """Rungs from everything whole, each applying one more shortening: ``(part, form)`` or
-    ``("place", minimum characters)``."""
+    ``(slot, minimum characters)``, 0 dropping the slot."""
     forms: dict[str, int] = {}
-    place_min: int | None = None
-    rungs = [_Step({}, None)]
+    mins: dict[str, int] = {}
+    rungs = [_Step({}, {})]
     for name, value in shortenings:
-        if name == "place":
-            place_min = value
+        if name in _SLOTS:
+            mins = {**mins, name: value}
         else:
             forms = {**forms, name: value}
-        rungs.append(_Step(forms, place_min))
+        rungs.append(_Step(forms, mins))
     return tuple(rungs)
 
 
-# Only once everything else is as short as it gets does the place go entirely; the code stays in the tag
-# when the instructions go.
-_SIGHTING_LADDER: Final = _ladder(
-    ("place", _PLACE_MIN),
-    ("vehicle", 1),
+# What goes first when a text is too long, least useful first (the module docstring says why). Only
+# once everything else is as short as it gets does the place go; the code stays in the tag when the
+# instructions go; the urgency marker, the plate, the time and the action (short form) always stay.
+SHORTENING_ORDER: Final = (
+    ("address", _ADDRESS_MIN),  # the street address, shortened…
+    ("address", 0),  # … then dropped: the place name says where, the officer's map the rest
+    ("place", _PLACE_MIN),  # the place name, shortened (台州市椒江区万达广…)
+    ("vehicle", 1),  # 白色 大众帕萨特: dropped
     ("case", 1),  # (2024)…执1201号
-    ("case", 2),
+    ("case", 2),  # dropped
     ("instructions", 1),  # 回复1 K7Q接手
     ("previous", 1),  # 前一位未应答
     ("quality", 1),  # （疑似）
-    ("action", 1),
-    ("instructions", 2),
-    ("place", 0),
+    ("colour", 1),  # 蓝牌: dropped
+    ("action", 1),  # 扣押。
+    ("instructions", 2),  # dropped: the code is still in the tag
+    ("place", 1),  # the place, down to one character…
+    ("place", 0),  # … and gone
 )
+_SIGHTING_LADDER: Final = _ladder(*SHORTENING_ORDER)
 
 
 def render_alert(
@@ -354,17 +400,21 @@ def render_alert(
     score: float,
     reply_code: str,
     vehicle: str | None = None,
+    urgent: bool = False,
+    address: str | None = None,
+    plate_colour: PlateColour | None = None,
     tz: tzinfo = SHANGHAI,
     max_segments: int = 2,
 ) -> str:
     """The first SMS of a page: a watched vehicle was seen.
 
-    ``【执行查控 K7Q】浙J12345 11-23 02:51 出现在椒江万达广场停车场1号入口。案号(2024)浙1002执1201号，请扣押。
-    回复1 K7Q接手，2 K7Q非本人``
+    ``【紧急】【执行查控 K7Q】蓝牌浙J12345 11-23 02:51 出现在椒江万达广场停车场1号入口（椒江区工人西路
+    558号）。白色 大众帕萨特，案号(2024)浙1002执1201号，请扣押。回复1 K7Q接手，2 K7Q非本人``
 
     Args:
         plate: the watched plate (the entry's, not the camera's read).
-        place: where it was seen (device or lot name); shortened first when space runs out.
+        place: where it was seen (device or lot name); shortened after the address when space runs
+            out.
         observed_at: when the camera saw it (aware); shown as ``MM-DD HH:MM`` in ``tz``.
         case_number: the enforcement case, e.g. ``(2024)浙1002执1201号``.
         action: ``seize`` (请扣押) or ``locate`` (仅查找位置，勿扣押).
@@ -373,6 +423,10 @@ def render_alert(
         score: the match score, shown for non-exact matches.
         reply_code: this page's code for this officer (:func:`reply_code`).
         vehicle: colour and model, e.g. ``白色 大众帕萨特``; dropped before the case number.
+        urgent: the entry is urgent: the text starts with ``【紧急】`` (never dropped).
+        address: the place's street address, in brackets after the place; the first detail to go.
+        plate_colour: printed before the plate (``蓝牌``); unknown or ``None``: not printed. Dropped
+            late, just before the long form of the action.
         tz: the officer's time zone.
         max_segments: the most SMS parts the text may take.
 
@@ -384,12 +438,18 @@ def render_alert(
             alone do not fit ``max_segments``.
     """
     pieces: list[_Piece] = [
-        _head(reply_code),
+        _head(reply_code, urgent),
         *_sighting_pieces(
-            plate, observed_at, tz, case_number, action, match_kind, score, vehicle, reply_code
+            plate, plate_colour, observed_at, tz, case_number, action, match_kind, score, vehicle,
+            reply_code,
         ),
-    ]
-    return _fit(pieces, _clean(place), _appeared, _SIGHTING_LADDER, max_segments)
+    ]  # fmt: skip
+    return _fit(pieces, _places(place, address), _SIGHTING_LADDER, max_segments)
+
+
+def _places(place: str, address: str | None) -> dict[str, str]:
+    """The slots of a sighting's text, the most useful first."""
+    return {"place": _clean(place), "address": _clean(address or "")}
 
 
 def render_escalated(
@@ -405,6 +465,9 @@ def render_escalated(
     score: float,
     reply_code: str,
     vehicle: str | None = None,
+    urgent: bool = False,
+    address: str | None = None,
+    plate_colour: PlateColour | None = None,
     tz: tzinfo = SHANGHAI,
     max_segments: int = 2,
 ) -> str:
@@ -428,19 +491,22 @@ def render_escalated(
     who = _clean(previous)
     why = _REASONS[reason]
     pieces: list[_Piece] = [
-        _head(reply_code),
+        _head(reply_code, urgent),
         (
             "previous",
             (f"{who}{why}，转您处理：" if who else f"前一位{why}，转您处理：", f"前一位{why}，转您："),
         ),
         *_sighting_pieces(
-            plate, observed_at, tz, case_number, action, match_kind, score, vehicle, reply_code
+            plate, plate_colour, observed_at, tz, case_number, action, match_kind, score, vehicle,
+            reply_code,
         ),
-    ]
-    return _fit(pieces, _clean(place), _appeared, _SIGHTING_LADDER, max_segments)
+    ]  # fmt: skip
+    return _fit(pieces, _places(place, address), _SIGHTING_LADDER, max_segments)
 
 
-_UPDATE_LADDER: Final = _ladder(("place", _PLACE_MIN), ("instructions", 1), ("instructions", 2), ("place", 0))
+_UPDATE_LADDER: Final = _ladder(
+    ("place", _PLACE_MIN), ("instructions", 1), ("instructions", 2), ("place", 1), ("place", 0)
+)
 
 
 def render_update(
@@ -451,6 +517,7 @@ def render_update(
     observed_at: datetime,
     reply_code: str,
     taken: bool = True,
+    urgent: bool = False,
     tz: tzinfo = SHANGHAI,
     max_segments: int = 2,
 ) -> str:
@@ -462,6 +529,7 @@ def render_update(
         event: ``seen_again`` (再次出现在 place) or ``left`` (驶离 place).
         taken: the recipient took the page: the instructions offer 3 (seized) and 4 (not found);
             otherwise 1 (take) and 2 (decline).
+        urgent: the entry is urgent: the text starts with ``【紧急】``.
         Others: as :func:`render_alert`.
 
     Returns:
@@ -471,21 +539,22 @@ def render_update(
         ValueError: as :func:`render_alert`.
     """
     verb = "再次出现在" if event == "seen_again" else "驶离"
+
+    def place_form(slots: Mapping[str, str]) -> str:
+        place = slots["place"]
+        return f" {verb}{place}。" if place else f" {'再次出现' if event == 'seen_again' else '已驶离'}。"
+
     instructions = (
         (f"回复3 {reply_code}已扣押，4 {reply_code}未找到", f"回复3 {reply_code}已扣押", "")
         if taken
         else _take_instructions(reply_code)
     )
     pieces: list[_Piece] = [
-        _head(reply_code),
+        _head(reply_code, urgent),
         "更新：",
         ("plate", [_clean(plate)]),
         f" {_when(observed_at, tz)}",
-        _PLACE,
+        _Slots(place_form),
         ("instructions", instructions),
     ]
-
-    def place_form(place: str) -> str:
-        return f" {verb}{place}。" if place else f" {'再次出现' if event == 'seen_again' else '已驶离'}。"
-
-    return _fit(pieces, _clean(place), place_form, _UPDATE_LADDER, max_segments)
+    return _fit(pieces, {"place": _clean(place)}, _UPDATE_LADDER, max_segments)

@@ -27,7 +27,7 @@ from alerts.routing import Plan, Step, StepKind, plan, resolve
 from streams.db import Connection
 from streams.hits import HitV1
 from streams.matching import MatchKind
-from streams.vehicles import Action
+from streams.vehicles import Action, PlateColour, Priority
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,10 @@ def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: b
         "score": hit.score if hit.match_kind is not MatchKind.EXACT else 1.0,
         "reply_code": code,
         "vehicle": hit.vehicle or None,
+        "urgent": hit.priority is Priority.URGENT,
+        "address": s.address,
+        # The court's record of the colour, else the camera's (often wrong at night, but better than none).
+        "plate_colour": hit.plate_colour if hit.plate_colour is not PlateColour.UNKNOWN else s.plate_colour,
     }
     if step.kind is StepKind.FIRST:
         return render_alert(**facts)  # type: ignore[arg-type]  # the keys are render_alert's parameters

@@ -30,6 +30,7 @@ from alerts.rosters import GROUP_ROLES, Officer, Role, Roster
 from streams.db import Connection
 from streams.events import SightingFlag, SourceKind
 from streams.hits import HitV1
+from streams.vehicles import Priority
 from streams.watchstore import mark_seized
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ async def _fold(
             observed_at=s.observed_at,
             reply_code=code,
             taken=taken,
+            urgent=hit.priority is Priority.URGENT,
         )
         await queue_notification(conn, live["task_id"], live["page_id"], step, officer, code, body, now)
     await conn.execute(

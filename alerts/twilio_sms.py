@@ -159,6 +159,19 @@ def validate_signature(
     return bool(RequestValidator(token).validate(url, dict(params), signature))
 
 
+def sign_webhook(auth_token: SecretStr, url: str, params: Mapping[str, str]) -> str:
+    """The ``X-Twilio-Signature`` Twilio would send for a POST of ``params`` to ``url`` (what
+    :func:`validate_signature` checks): for simulating a webhook, e.g. ``seizewatch reply``.
+
+    Raises:
+        ConfigurationError: the token is empty.
+    """
+    token = auth_token.get_secret_value()
+    if not token:
+        raise ConfigurationError("no Twilio auth token configured: a webhook cannot be signed")
+    return str(RequestValidator(token).compute_signature(url, dict(params)))
+
+
 class _HttpClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK's base class is untyped
     """An aiohttp client for the SDK whose timeout applies, optionally aimed at another API host.
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from connectors import metrics
 from connectors.producer import SightingPublisher
 from connectors.records import AdapterError, RawRead
-from connectors.registry import UNKNOWN_GROUP, Registry
+from connectors.registry import UNKNOWN_GROUP, Device, Registry
 from streams.deadletter import DeadLetter
 from streams.errors import InvalidInput
 from streams.events import EventError, Sighting, SightingFlag, new_sighting, sighting_id_for
@@ -83,6 +83,7 @@ class Ingestor:
             location=read.location or (device.location if device else None),
             district=device.district if device else None,
             device_name=device.name if device else None,
+            address=_address(read, device),
             confidence=read.confidence,
             image_ref=read.image_ref,
             backfill=backfill,
@@ -170,3 +171,10 @@ class Ingestor:
     def _group_of(self, device_id: str) -> str:
         device = self._registry.device(device_id)
         return device.device_group if device else UNKNOWN_GROUP
+
+
+def _address(read: RawRead, device: Device | None) -> str | None:
+    """The read's own address (a vendor that sends one knows the spot), else the registry's, else None."""
+    if read.location is not None and read.location.address:
+        return read.location.address
+    return (device.address or None) if device is not None else None

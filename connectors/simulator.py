@@ -177,12 +177,16 @@ def isapi_alert(read: Read, record_id: str) -> bytes:
 </EventNotificationAlert>""".encode()
 
 
+# The lots' street addresses (simulated), which the SMS prints after the place.
+LOT_ADDRESSES: dict[str, str] = {"wanda": "椒江区工人西路558号", "hy-hospital": "黄岩区横街路218号"}
+
+
 def device_rows() -> list[dict[str, object]]:
     """The simulated devices as device-registry rows."""
     return [
         {"device_id": d.device_id, "source_id": d.source_id, "name": d.name, "kind": d.kind.value,
          "district": d.district, "device_group": f"demo-{d.feed}", "latitude": d.latitude,
-         "longitude": d.longitude, "owner": "演示"}
+         "longitude": d.longitude, "owner": "演示", "address": LOT_ADDRESSES.get(d.lot_id, "")}
         for d in TAIZHOU_DEVICES
     ]  # fmt: skip
 

@@ -326,12 +326,17 @@ def pager() -> None:
 @click.option(
     "--rate", type=click.FloatRange(1, 100_000), default=300, show_default=True, help="Reads per second."
 )
-def demo(reads: int, rate: float) -> None:
+@click.option(
+    "--reply",
+    is_flag=True,
+    help="At the end, an officer paged for the urgent vehicle answers 1 <code> (simulated, no provider).",
+)
+def demo(reads: int, rate: float, reply: bool) -> None:
     """Services up, a matcher worker running, a simulated city feed; hits printed where an SMS would go."""
     from seizewatch.demo import run_demo
 
     settings = settings_from_env()
-    sys.exit(run_demo(settings, reads=reads, rate=rate, console=console))
+    sys.exit(run_demo(settings, reads=reads, rate=rate, console=console, reply=reply))
 
 
 def main() -> None:
@@ -341,6 +346,7 @@ def main() -> None:
 def _register_commands() -> None:
     from seizewatch.backfill_cli import backfill
     from seizewatch.registry_cli import devices, sources
+    from seizewatch.reply_cli import reply
     from seizewatch.report_cli import report
     from seizewatch.roster_cli import roster
     from seizewatch.tasks_cli import tasks_group
@@ -355,6 +361,7 @@ def _register_commands() -> None:
     cli.add_command(tasks_group)
     cli.add_command(report)
     cli.add_command(traffic)
+    cli.add_command(reply)
 
 
 _register_commands()

@@ -4,6 +4,8 @@ Everything runs for real: Kafka and PostgreSQL from ``seizewatch services``, the
 HTTP connectors as their own processes (``seizewatch worker``, ``seizewatch ingest``), watch entries
 added and released through the same code as the CLI. The simulated devices post to the connectors in
 their own wire formats: generic parking JSON, GA/T 1400 (after digest registration) and Hikvision ISAPI.
+With ``--reply`` an officer paged for the urgent vehicle answers ``1 <code>``, simulated without a
+provider (:func:`simulate_reply`), and the page must end up taken.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,7 +33,9 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from alerts import replies
 from alerts.rosterstore import import_roster, load_roster, parse_document
+from alerts.sms import mask_number
 from connectors.auth import API_KEY_HEADER, source_secret
 from connectors.registry import AuthMethod, Connector, add_source, upsert_devices
 from connectors.simulator import (
@@ -85,16 +89,18 @@ WATCHED = (
 
 
 DEMO_HIT_KINDS = ",".join(kind.value for kind in MatchKind)
+URGENT = WATCHED[0]  # the vehicle whose page the simulated reply takes (--reply)
 
 
-def run_demo(settings: Settings, *, reads: int, rate: float, console: Console) -> int:
-    """Run the whole demo; return the exit status (0: every expected hit seen and nothing else)."""
+def run_demo(settings: Settings, *, reads: int, rate: float, console: Console, reply: bool = False) -> int:
+    """Run the whole demo; return the exit status (0: every expected hit seen and nothing else, and with
+    ``reply`` the urgent vehicle's page taken by the simulated reply)."""
     console.rule("seizewatch demo")
     LocalServices(settings).up()
-    return asyncio.run(_demo(settings, reads=reads, rate=rate, console=console))
+    return asyncio.run(_demo(settings, reads=reads, rate=rate, console=console, reply=reply))
 
 
-async def _demo(settings: Settings, *, reads: int, rate: float, console: Console) -> int:
+async def _demo(settings: Settings, *, reads: int, rate: float, console: Console, reply: bool) -> int:
     await ensure_topics(settings.kafka)
     # The connectors need a master key; a demo without one configured makes one for this run only.
     master = settings.ingest.master_key or SecretStr(secrets.token_hex(32))
@@ -128,6 +134,7 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
         ):
             seen = await _feed(settings, devices, hits, entries, reads=reads, rate=rate, console=console)
             pages = await _pages_settled(settings, entries)
+            replied = await _reply(settings, entries[URGENT.plate], console) if reply else None
         console.rule("summary")
         console.print(
             f"reads posted: {devices.posted} (parking {devices.by_feed['parking']}, GA/T 1400 "
@@ -154,6 +161,8 @@ async def _demo(settings: Settings, *, reads: int, rate: float, console: Console
         if w.action is not Action.SOFT_SEAL and not paged:
             problems.append(f"{w.plate}: nobody was paged")
     console.print(table)
+    if reply and replied != ("acknowledged", True):
+        problems.append(f"{URGENT.plate}: the simulated reply did not take its page ({replied})")
     for problem in problems:
         console.print(f"[red]{problem}[/]")
     if problems:
@@ -436,6 +445,47 @@ async def _pages_settled(
                 break
             await asyncio.sleep(0.5)
     return found
+
+
+async def _reply(settings: Settings, entry_id: uuid.UUID, console: Console) -> tuple[str, bool] | None:
+    console.rule("simulated reply")
+    async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
+        return await simulate_reply(conn, entry_id, console, now=datetime.now(UTC))
+
+
+async def simulate_reply(
+    conn: db.Connection, entry_id: uuid.UUID, console: Console, *, now: datetime, text: str = "1 {code}"
+) -> tuple[str, bool] | None:
+    """The first officer sent the entry's latest page answers ``text`` (``{code}``: their reply code).
+
+    The reply goes through :func:`alerts.replies.handle_sms`, what the pager's ``/twilio/inbound`` runs
+    once Twilio's signature checks out: the demo has no provider, hence no signature (``seizewatch
+    reply`` posts the signed webhook to a pager that has one, docs/alerts.md).
+
+    Returns:
+        The page's state afterwards and whether the officer who answered holds it; ``None`` when nobody
+        was sent the page.
+    """
+    row = await conn.fetchrow(
+        "SELECT n.page_id, n.officer_id, n.phone, n.reply_code FROM notifications n"
+        " JOIN pages p USING (page_id) WHERE p.entry_id = $1 AND n.send_state = 'sent'"
+        " ORDER BY p.created_at DESC, n.step, n.officer_id LIMIT 1",
+        entry_id,
+    )
+    if row is None:
+        console.print("[red]nobody was sent the page: no reply to simulate[/]")
+        return None
+    roster = await load_roster(conn)
+    officer = roster.officer(row["officer_id"])
+    body = text.format(code=row["reply_code"])
+    console.print(
+        f"SMS from {officer.name if officer else row['officer_id']} ({mask_number(row['phone'])}): {body}"
+    )
+    result = await replies.handle_sms(conn, roster, row["phone"], body, now)
+    console.print(f"pager's answer ({result.outcome}): {result.answer or '-'}")
+    page = await conn.fetchrow("SELECT state, acknowledged_by FROM pages WHERE page_id = $1", row["page_id"])
+    assert page is not None  # noqa: S101  # the notification's page
+    return page["state"], page["acknowledged_by"] == row["officer_id"]
 
 
 def _free_port() -> int:

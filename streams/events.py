@@ -79,6 +79,9 @@ class Sighting(BaseModel):
     # From the device registry: the jurisdiction (district code) and the device's name for people.
     district: str | None = Field(default=None, max_length=64)
     device_name: str | None = Field(default=None, max_length=256)
+    # The place's street address for people (the SMS): the read's own, else the device registry's. The
+    # registry's is here even for a device without coordinates (which has no ``location``).
+    address: str | None = Field(default=None, max_length=256)
     confidence: float | None = Field(default=None, ge=0, le=1)
     image_ref: str | None = Field(default=None, max_length=1024)
     # Backfilled history: enriches trails and statistics, never pages anyone.
@@ -117,6 +120,7 @@ def new_sighting(
     location: Location | None = None,
     district: str | None = None,
     device_name: str | None = None,
+    address: str | None = None,
     confidence: float | None = None,
     image_ref: str | None = None,
     backfill: bool = False,
@@ -135,7 +139,7 @@ def new_sighting(
         raise EventError(exc.reason, exc.args[0], field="plate") from exc
     texts = {
         "sighting_id": sighting_id, "source_id": source_id, "device_id": device_id, "image_ref": image_ref,
-        "district": district, "device_name": device_name,
+        "district": district, "device_name": device_name, "address": address,
         "location.address": location.address if location is not None else None,
     }  # fmt: skip
     for name, text in texts.items():
@@ -158,6 +162,7 @@ def new_sighting(
             location=location,
             district=district,
             device_name=device_name,
+            address=address,
             confidence=confidence,
             image_ref=image_ref,
             backfill=backfill,

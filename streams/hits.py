@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from streams.db import Connection
 from streams.events import Sighting
 from streams.matching import Match, MatchKind
-from streams.vehicles import Action, Priority
+from streams.vehicles import Action, PlateColour, Priority
 
 HIT_SCHEMA_VERSION = 1
 _HIT_NAMESPACE = uuid.UUID("6f1c1d1e-5e12-4e0c-9b6a-7a7c7e5a11ce")
@@ -49,6 +49,8 @@ class HitV1(BaseModel):
     action: Action
     priority: Priority
     vehicle: str
+    # The entry's plate colour (the court's record; a camera's colour is often wrong at night).
+    plate_colour: PlateColour = PlateColour.UNKNOWN
     match_kind: MatchKind
     score: float
     sighting: Sighting
@@ -72,6 +74,7 @@ class HitV1(BaseModel):
             action=entry.action,
             priority=entry.priority,
             vehicle=entry.vehicle,
+            plate_colour=entry.plate_colour,
             match_kind=match.kind,
             score=match.score,
             sighting=sighting,

@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 from alerts.messages import (
     CODE_ALPHABET,
     CODE_SPACE,
+    PLATE_COLOURS,
+    SHORTENING_ORDER,
+    URGENT_MARK,
     Reply,
     StopStart,
     is_reply_code,
@@ -21,6 +24,7 @@ from alerts.messages import (
     reply_code,
     segments,
 )
+from streams.vehicles import PlateColour
 
 SEEN = datetime(2024, 11, 22, 18, 51, tzinfo=UTC)  # 11-23 02:51 in Shanghai
 PLACE = "椒江万达广场停车场1号入口"
@@ -213,6 +217,147 @@ def test_long_place_names_and_case_numbers_stay_within_two_segments(
 
     assert segments(text) <= 2
     assert "回复1 K7Q接手" in text  # the long form's instructions always fit in two segments
+
+
+# The longest real names the texts must carry (a lot's exit, a street address, a court, a resumed case's
+# sub-case number) and the longest vehicle description of the demo's kind.
+LONG_PLACE = "台州市椒江区万达广场地下停车场B2层东北角3号出入口"
+LONG_ADDRESS = "浙江省台州市椒江区市府大道与白云山南路交叉口东南角万达广场"
+LONG_COURT = "浙江省台州市椒江区人民法院"
+LONG_CASE = "(2026)浙1002执恢12345号之一"
+LONG_VEHICLE = "白色 大众帕萨特"
+
+
+def test_an_urgent_alert_carries_the_marker_the_colour_and_the_address() -> None:
+    text = alert(urgent=True, plate_colour=PlateColour.BLUE, address="椒江区工人西路558号")
+
+    assert text == (
+        "【紧急】【执行查控 K7Q】蓝牌浙J12345 11-23 02:51 "
+        "出现在椒江万达广场停车场1号入口（椒江区工人西路558号）。"
+        "案号(2024)浙1002执1201号，请扣押。回复1 K7Q接手，2 K7Q非本人"
+    )
+    assert segments(text) == 2
+
+
+@pytest.mark.parametrize("colour", list(PlateColour))
+def test_every_known_plate_colour_is_printed_and_unknown_is_not(colour: PlateColour) -> None:
+    text = alert(plate_colour=colour)
+
+    if colour is PlateColour.UNKNOWN:
+        assert text == alert()
+    else:
+        assert f"{PLATE_COLOURS[colour]}浙J12345" in text
+    assert URGENT_MARK not in text
+
+
+def test_the_longest_real_names_fit_two_segments_dropping_the_address_first() -> None:
+    text = alert(
+        urgent=True, plate_colour=PlateColour.GREEN, place=LONG_PLACE, address=LONG_ADDRESS,
+        case_number=LONG_CASE, vehicle=LONG_VEHICLE, match_kind="province", score=0.9,
+    )  # fmt: skip
+
+    assert segments(text) <= 2
+    assert text.startswith("【紧急】【执行查控 K7Q】绿牌浙J12345")
+    assert "（浙江" not in text  # the address went first, then the place lost its last characters …
+    assert "出现在台州市椒江区万达广场地下停车场B2层东北角" in text
+    assert f"{LONG_VEHICLE}，案号{LONG_CASE}，请扣押。" in text  # … so the vehicle and the case stay whole
+    assert "请扣押。" in text
+    assert "K7Q接手" in text
+
+
+def test_an_escalation_from_a_court_with_the_longest_names_keeps_the_essentials() -> None:
+    text = render_escalated(
+        previous=f"{LONG_COURT}执行局值班人员", reason="unreachable", plate="浙J12345", place=LONG_PLACE,
+        address=LONG_ADDRESS, observed_at=SEEN, case_number=LONG_CASE, action="locate",
+        match_kind="ocr", score=0.8, reply_code="K7Q", vehicle=LONG_VEHICLE, urgent=True,
+        plate_colour=PlateColour.YELLOW_GREEN,
+    )  # fmt: skip
+
+    assert segments(text) <= 2
+    assert text.startswith("【紧急】【执行查控 K7Q】")
+    assert "浙J12345" in text
+    assert "11-23 02:51" in text
+    assert "仅查找" in text  # the action, at least in its short form
+    assert "（浙江" not in text  # the address went before the place was shortened
+    assert "台州市椒江区万达广场" in text
+
+
+def test_a_sub_case_number_keeps_its_suffix_when_shortened() -> None:
+    # Longer and longer names of who was paged before push the case number to its short form.
+    def escalated(previous: str) -> str:
+        return render_escalated(
+            previous=previous, plate="浙J12345", place=PLACE, observed_at=SEEN, case_number=LONG_CASE,
+            action="seize", match_kind="ocr", score=0.8, reply_code="K7Q", vehicle=LONG_VEHICLE,
+        )  # fmt: skip
+
+    texts = [escalated("欧" * n) for n in range(40)]
+
+    shortened = [t for t in texts if "案号(2026)…" in t]
+    assert shortened
+    assert all("案号(2026)…恢12345号之一，" in t for t in shortened)
+
+
+def test_the_shortening_order_never_touches_marker_plate_code_or_action() -> None:
+    shortened = {part for part, _ in SHORTENING_ORDER}
+
+    assert not shortened & {"urgent", "plate", "code", "time"}
+    assert ("action", 1) in SHORTENING_ORDER  # the short form of the action, never none
+    assert ("address", 0) in SHORTENING_ORDER
+    assert SHORTENING_ORDER.index(("address", 0)) < SHORTENING_ORDER.index(("place", 8))
+    assert SHORTENING_ORDER[-1] == ("place", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    place_length=st.integers(0, 60),
+    address_length=st.integers(0, 60),
+    case=st.sampled_from(["", CASE, LONG_CASE]),
+    vehicle=st.sampled_from([None, LONG_VEHICLE]),
+    previous=st.sampled_from([None, "张伟", f"{LONG_COURT}执行局值班人员"]),
+    kind=st.sampled_from(["exact", "province"]),
+    urgent=st.booleans(),
+    colour=st.sampled_from(list(PlateColour)),
+    max_segments=st.integers(1, 2),
+)
+def test_details_go_in_the_documented_order(
+    place_length: int, address_length: int, case: str, vehicle: str | None, previous: str | None,
+    kind: str, urgent: bool, colour: PlateColour, max_segments: int,
+) -> None:  # fmt: skip
+    place = (LONG_PLACE * 3)[:place_length]
+    address = (LONG_ADDRESS * 3)[:address_length]
+    common: dict[str, object] = {
+        "plate": "浙J12345", "place": place, "address": address, "observed_at": SEEN, "case_number": case,
+        "action": "seize", "match_kind": kind, "score": 0.9, "reply_code": "K7Q", "vehicle": vehicle,
+        "urgent": urgent, "plate_colour": colour, "max_segments": max_segments,
+    }  # fmt: skip
+    text = (
+        render_alert(**common)  # type: ignore[arg-type]
+        if previous is None
+        else render_escalated(previous=previous, **common)  # type: ignore[arg-type]
+    )
+
+    assert segments(text) <= max_segments
+    assert text.startswith((URGENT_MARK if urgent else "") + "【执行查控 K7Q】")
+    assert "浙J12345" in text
+    assert "11-23 02:51" in text
+    assert "扣押。" in text
+    address_shown = bool(address) and f"（{address[:3]}" in text
+    place_whole = f"出现在{place}" in text
+    if address_shown:  # the address is the first to go: while any of it is there, all else is whole
+        assert place_whole
+        assert not vehicle or vehicle in text
+        assert not case or case in text
+    if place and not place_whole:  # the place is shortened only once the address is gone
+        assert not address_shown
+    if vehicle and vehicle not in text:  # the vehicle goes only once the place is down to its minimum
+        assert not address_shown
+    colour_word = PLATE_COLOURS.get(colour)
+    if colour_word and colour_word not in text:  # the colour goes only after all of these
+        assert not vehicle or vehicle not in text
+        assert not case or "案号" not in text
+        assert "（疑似）" in text or kind == "exact"
+    if "请扣押" not in text:  # the action is shortened only once the colour is gone
+        assert not colour_word or colour_word not in text
 
 
 # ---------------------------------------------------------------------------------------- reply codes

@@ -7,6 +7,8 @@ of the twilio library, so a test can check one against the other.
 
 Usage::
 
+    python -m tests.fakes.twilio_server [--port 8479] [--deliver]   # standalone: see main()
+
     async with FakeTwilio() as twilio:
         sms = TwilioSms(account_sid=twilio.account_sid, auth_token=SecretStr(twilio.auth_token),
                         sender=twilio.phone_number, api_base_url=twilio.base_url)
@@ -30,13 +32,16 @@ and still answer 500), created and then not answered past the client's timeout, 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import random
 import secrets
+import signal
 import socket
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -141,6 +146,7 @@ class FakeTwilio:
         auth_token: str | None = None,
         phone_number: str = "+15005550006",
         seed: int = 21,
+        port: int = 0,
     ) -> None:
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
@@ -159,6 +165,7 @@ class FakeTwilio:
         self._lookup_failures = 0
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._bind_port = port  # 0: a free one
         self._port: int | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -172,7 +179,7 @@ class FakeTwilio:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self._bind_port))
         self._port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
         self._client = httpx.AsyncClient(timeout=10)
@@ -569,3 +576,76 @@ def _num_segments(body: str) -> int:
         return 1 if len(body) <= 160 else -(-len(body) // 153)
     units = len(body.encode("utf-16-le")) // 2
     return 1 if units <= 70 else -(-units // 67)
+
+
+# ------------------------------------------------------------------------------------------ standalone
+
+STANDALONE_PORT = 8479
+STANDALONE_ACCOUNT_SID = "AC" + "5e12" * 8  # fixed, so a pager's environment can be kept between runs
+STANDALONE_AUTH_TOKEN = "fake-twilio-auth-token-0123456789"  # noqa: S105  # a local fake's credential
+
+
+async def serve(*, port: int, account_sid: str, auth_token: str, deliver: bool, ready: asyncio.Event) -> None:
+    """Run the fake until cancelled, printing each message created and, with ``deliver``, posting
+    ``sent`` then ``delivered`` to its status callback a moment later (as Twilio does)."""
+    async with FakeTwilio(account_sid=account_sid, auth_token=auth_token, port=port) as fake:
+        print(f"fake Twilio listening on {fake.base_url} (account {fake.account_sid})", flush=True)
+        print("point a pager at it with:", flush=True)
+        print(f"  export SEIZEWATCH_TWILIO_API_BASE_URL={fake.base_url}", flush=True)
+        print(f"  export SEIZEWATCH_TWILIO_ACCOUNT_SID={fake.account_sid}", flush=True)
+        print(f"  export SEIZEWATCH_TWILIO_AUTH_TOKEN={fake.auth_token}", flush=True)
+        print(f"  export SEIZEWATCH_TWILIO_SENDER={fake.phone_number}", flush=True)
+        ready.set()
+        seen: set[str] = set()
+        while True:
+            for sid, message in list(fake.messages.items()):
+                if sid in seen:
+                    continue
+                seen.add(sid)
+                print(f"SMS {sid} to {message.to}: {message.body}", flush=True)
+                if deliver:
+                    for status in ("sent", "delivered"):
+                        await _callback(fake, sid, status)
+            await asyncio.sleep(0.2)
+
+
+async def _callback(fake: FakeTwilio, sid: str, status: str) -> None:
+    message = fake.messages[sid]
+    if message.status_callback is None:
+        fake.set_status(sid, status)
+        return
+    try:
+        answer = await fake.deliver(sid, status)
+    except httpx.TransportError as exc:  # the pager is away: the status changes all the same
+        print(f"  status {status}: callback to {message.status_callback} failed ({exc!r})", flush=True)
+        return
+    print(f"  status {status}: callback answered {answer.status_code}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.fakes.twilio_server``: the fake as a local server, for trying the webhooks."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio_server", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=STANDALONE_PORT, help="on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--account-sid", default=STANDALONE_ACCOUNT_SID)
+    parser.add_argument("--auth-token", default=STANDALONE_AUTH_TOKEN)
+    parser.add_argument(
+        "--deliver", action="store_true", help="post sent and delivered to each message's status callback"
+    )
+    args = parser.parse_args(argv)
+
+    async def run() -> None:
+        task = asyncio.create_task(
+            serve(port=args.port, account_sid=args.account_sid, auth_token=args.auth_token,
+                  deliver=args.deliver, ready=asyncio.Event())
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -28,7 +28,7 @@ from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
 from streams.topics import HITS
-from streams.vehicles import Action, Priority
+from streams.vehicles import Action, PlateColour, Priority
 from tests.conftest import Isolated, Process, eventually, spawn
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -66,6 +66,8 @@ async def make_hit(
     district: str | None = "331002",
     priority: Priority = Priority.NORMAL,
     action: Action = Action.SEIZE,
+    plate_colour: PlateColour = PlateColour.UNKNOWN,
+    address: str | None = None,
 ) -> HitV1:
     """A watch entry, and a hit on it recorded in PostgreSQL the way the matcher records it."""
     conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
@@ -75,6 +77,7 @@ async def make_hit(
             watchstore.NewEntry(
                 plate=plate, case_number=f"(2026)浙1002执{uuid.uuid4().int % 10000}号", court=court,
                 action=action, priority=priority, valid_from=observed_at - timedelta(days=30),
+                plate_colour=plate_colour,
             ),
             by="test",
         )  # fmt: skip
@@ -88,6 +91,7 @@ async def make_hit(
             received_at=observed_at + timedelta(seconds=1),
             district=district,
             device_name="椒江万达广场停车场 1号入口",
+            address=address,
         )
         hit = HitV1.build(sighting, Match(record.entry, MatchKind.EXACT, 1.0), matched_at=observed_at)
         await record_hit(conn, hit)

@@ -25,7 +25,8 @@ DEVICES: list[dict[str, object]] = [
      "district": "331002", "device_group": "parking-jiaojiang", "latitude": 28.6561, "longitude": 121.4208,
      "address": "椒江区开元路", "owner": "万达物业"},
     {"device_id": "TZ-JJ-001/E1", "source_id": "lot-hmac", "name": "黄岩人民医院停车场 入口",
-     "district": "331003", "device_group": "parking-huangyan", "kind": "parking_entry"},
+     "district": "331003", "device_group": "parking-huangyan", "kind": "parking_entry",
+     "address": "黄岩区横街路218号"},  # no coordinates: the address travels all the same
 ]  # fmt: skip
 
 
@@ -96,10 +97,12 @@ async def test_a_generic_read_becomes_an_enriched_canonical_sighting(
     assert (known.district, known.device_name) == ("331002", "椒江万达广场停车场 1号入口")
     assert known.location is not None
     assert known.location.latitude == pytest.approx(28.6561)
+    assert (known.address, known.location.address) == ("椒江区开元路", "椒江区开元路")
     assert known.flags == ()
     [unknown] = found[unknown_id]
     assert unknown.flags == (SightingFlag.UNKNOWN_DEVICE,)
     assert unknown.district is None
+    assert unknown.address is None
 
 
 async def test_hmac_signed_vendor_payload_in_gbk(client: httpx.AsyncClient, isolated: Isolated) -> None:
@@ -122,6 +125,7 @@ async def test_hmac_signed_vendor_payload_in_gbk(client: httpx.AsyncClient, isol
     [s] = (await sightings_by_id(isolated))[sighting_id]
     # The device registry says this gate is an entry: it overrides the vendor's exit flag.
     assert (s.plate, s.source_kind, s.district) == ("浙J54321", SourceKind.PARKING_ENTRY, "331003")
+    assert (s.address, s.location) == ("黄岩区横街路218号", None)  # the registry's, with no coordinates
     tampered = await client.post("/parking/v1/sources/lot-hmac/records", content=body + b" ", headers=headers)
     assert tampered.status_code == 401
 

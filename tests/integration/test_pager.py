@@ -12,8 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
+from alerts.messages import segments
 from alerts.pages import overdue_steps, page_id_for
-from streams.vehicles import Priority
+from streams.vehicles import PlateColour, Priority
 from tests.conftest import Isolated, eventually
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.pager_support import (
@@ -200,6 +201,24 @@ async def test_an_sms_reply_takes_the_page_and_escalation_stops(
     other = await sent_at_step(isolated, (await start(pager, isolated, pager.clock.now, "浙J50002")), 0, 2)
     assert other  # … while the pager kept working on other pages
     assert {r["step"] for r in await notifications(isolated, page_id)} == {0}
+
+
+async def test_an_urgent_page_says_so_with_the_plate_colour_and_the_address(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await start(
+        pager, isolated, DAY, "浙J50009", priority=Priority.URGENT, plate_colour=PlateColour.GREEN,
+        address="椒江区工人西路558号",
+    )  # fmt: skip
+    rows = await eventually(
+        lambda: notifications(isolated, page_id),
+        lambda rows: bool(rows) and all(r["step"] == 0 for r in rows),
+    )
+
+    for row in rows:
+        assert row["body"].startswith(f"【紧急】【执行查控 {row['reply_code']}】绿牌浙J50009")
+        assert "出现在椒江万达广场停车场 1号入口（椒江区工人西路558号）。" in row["body"]
+        assert segments(row["body"]) <= 2
 
 
 async def test_acknowledgement_api(pager: RunningPager, isolated: Isolated) -> None:
