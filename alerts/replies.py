@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alerts import metrics, tasks
+from alerts import custody, metrics, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
@@ -162,18 +162,64 @@ async def _apply(
             if page_id is not None:
                 await step_out_of_reach(conn, page_id, row["step"], now)
             return result
+        elif reply.command == "custody":
+            seized = row["task_id"] or (
+                await tasks.task_of_page(conn, page_id, live=False) if page_id else None
+            )
+            result = await _amend_custody(conn, now, channel, officer, seized, reply, plate, page_id)
         elif task_id is None:
             result = ReplyResult("no_task", f"{plate} 没有进行中的扣押任务。", page_id)
+        elif len(reply.place or "") > custody.NAME_MAX:
+            result = ReplyResult("refused", f"{plate}：存放地点过长（最多 {custody.NAME_MAX} 字）。", page_id)
         else:
             to_state = "seized" if reply.command == "seized" else "not_found"
+            held = tasks.Custody(None, reply.place) if to_state == "seized" and reply.place else None
             try:
-                await tasks.transition(conn, task_id, to_state, actor=actor, channel=channel, now=now)
+                await tasks.transition(
+                    conn, task_id, to_state, actor=actor, channel=channel, now=now, custody=held
+                )
             except tasks.TaskError as exc:
                 result = ReplyResult("refused", f"{plate}：{exc}", page_id)
             else:
-                text = "已记录扣押，请补录存放地点。" if to_state == "seized" else "已记录未找到。"
-                result = ReplyResult(f"task_{to_state}", f"{plate} {text}", page_id)
+                result = ReplyResult(f"task_{to_state}", _recorded(plate, to_state, reply), page_id)
         return await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
+
+
+def _recorded(plate: str, to_state: str, reply: Reply) -> str:
+    if to_state == "not_found":
+        return f"{plate} 已记录未找到。"
+    if reply.place:
+        return tasks.fit_sms(f"{plate} 已记录扣押，存放：{reply.place}。", limit=1)
+    return f"{plate} 已记录扣押。请补录存放地点：回复 存 {reply.code} 加地点"
+
+
+async def _amend_custody(
+    conn: Connection,
+    now: datetime,
+    channel: str,
+    officer: Officer,
+    task_id: uuid.UUID | None,
+    reply: Reply,
+    plate: str,
+    page_id: uuid.UUID | None,
+) -> ReplyResult:
+    """``存 <code> <place>``: where the vehicle of a seized task is kept."""
+    state = await conn.fetchval("SELECT state FROM tasks WHERE task_id = $1", task_id) if task_id else None
+    if state is None:
+        return ReplyResult("no_task", f"{plate} 没有扣押任务。", page_id)
+    if state != "seized":
+        return ReplyResult(
+            "refused", f"{plate} 尚未记录扣押，不能补录存放地点。先回复 3 {reply.code} 加地点", page_id
+        )
+    if len(reply.place or "") > custody.NAME_MAX:
+        return ReplyResult("refused", f"{plate}：存放地点过长（最多 {custody.NAME_MAX} 字）。", page_id)
+    assert task_id is not None  # noqa: S101  # it has a state
+    amended = await custody.amend_custody(
+        conn, task_id, tasks.Custody(None, reply.place), actor=officer.officer_id, channel=channel, now=now
+    )
+    return ReplyResult(
+        "task_custody", tasks.fit_sms(f"{plate} 已补录存放地点：{amended.name}。", limit=1), page_id
+    )
 
 
 async def _take_task(

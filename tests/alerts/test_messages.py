@@ -283,6 +283,23 @@ def test_a_negative_number_has_no_code() -> None:
         ("好的", None),
         ("", None),
         ("浙J12345", None),
+        # Where a seized vehicle is kept: at the seizure, or later with 存.
+        ("3 K7Q 椒江区扣押场", Reply("seized", "K7Q", "椒江区扣押场")),
+        ("３ ｋ７ｑ：已扣押，存放地点：椒江区 扣押场。", Reply("seized", "K7Q", "椒江区 扣押场")),
+        ("3 K7Q 扣押场A", Reply("seized", "K7Q", "扣押场A")),  # a place that starts like the word
+        ("3 K7Q 2号库", Reply("seized", "K7Q", "2号库")),
+        ("存 K7Q 台州某拖车保管公司", Reply("custody", "K7Q", "台州某拖车保管公司")),
+        ("存k7q台州某拖车保管公司", Reply("custody", "K7Q", "台州某拖车保管公司")),
+        ("存 K7Q 存放：A区3号", Reply("custody", "K7Q", "A区3号")),
+        ("3 K7Q 已扣押", Reply("seized", "K7Q")),  # no place
+        ("存 K7Q", None),  # 存 always names a place
+        ("存 K7Q 。", None),
+        ("3 K7Q 4", None),  # two answers, no place
+        ("3 K7Q 未找到了", None),
+        ("3 K7QQ 椒江", None),
+        ("存 K7O 椒江", None),
+        ("1 K7Q 椒江区扣押场", None),  # only a seizure names a place
+        ("K7Q 存 椒江", None),  # the command comes first
     ],
 )
 def test_parse_reply(text: str, expected: Reply | StopStart | None) -> None:
