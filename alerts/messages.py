@@ -539,3 +539,23 @@ def render_update(
         return f" {verb}{place}。" if place else f" {'再次出现' if event == 'seen_again' else '已驶离'}。"
 
     return _fit(pieces, _clean(place), place_form, _UPDATE_LADDER, max_segments)
+
+
+def render_taken(*, plate: str, taker: str, role: str | None, reply_code: str, over_station: bool) -> str:
+    """To the others paged with a page: who took it, in one SMS (UCS-2, 70 characters).
+
+    ``【执行查控 K7Q】浙J12345 已由周婷(执行法官)接手，无需处理。`` — ``over_station``: the court took the
+    vehicle over from the police station that held it (``…从派出所接手…``). The role goes first, then the
+    name is shortened, when it would not fit.
+
+    Raises:
+        ValueError: ``reply_code`` is not a reply code.
+    """
+    tail = "从派出所接手，无需处理。" if over_station else "接手，无需处理。"
+    head = f"{_head(reply_code)}{_clean(plate)} 已由"
+    name = _clean(taker)
+    for who in ([f"{name}({role})"] if role else []) + [name]:
+        if segments(head + who + tail) == 1:
+            return head + who + tail
+    room = UCS2_SINGLE - len(head) - len(tail)
+    return head + _shorten(name, max(room, 1)) + tail

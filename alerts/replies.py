@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alerts import custody, metrics, tasks
+from alerts import custody, handover, metrics, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
@@ -154,8 +154,10 @@ async def _apply(
                 result = await _take(conn, roster, now, officer, row, plate)
             else:
                 result = ReplyResult("taken", f"已确认：{plate} 由您接手。")
-            if task_id is not None and result.outcome in {"taken", "taken_over"}:
-                await _take_task(conn, task_id, officer, channel, now)
+            if result.outcome in {"taken", "taken_over"}:
+                await _tell_and_take_task(
+                    conn, roster, now, channel, officer, page_id, task_id, plate, result
+                )
         elif reply.command == "decline":
             result = ReplyResult("declined", f"已记录：{plate} 非本人处理，将通知他人。", page_id)
             await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
@@ -222,18 +224,48 @@ async def _amend_custody(
     )
 
 
-async def _take_task(
-    conn: Connection, task_id: uuid.UUID, officer: Officer, channel: str, now: datetime
+async def _tell_and_take_task(
+    conn: Connection,
+    roster: Roster,
+    now: datetime,
+    channel: str,
+    officer: Officer,
+    page_id: uuid.UUID | None,
+    task_id: uuid.UUID | None,
+    plate: str,
+    result: ReplyResult,
 ) -> None:
-    """The page's taker becomes the task's assignee (a court taking over from the station included)."""
-    state = await conn.fetchval("SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
-    if state == "open":
-        await tasks.transition(
-            conn, task_id, "acknowledged", actor=officer.officer_id, channel=channel, now=now
-        )
-    elif state in tasks.LIVE:
+    """A take: the others texted about the page are told who took it, and the task records it."""
+    over_station = result.outcome == "taken_over"
+    told = await handover.tell_taken(
+        conn, roster, page_id=page_id, task_id=task_id, taker=officer, plate=plate,
+        over_station=over_station, now=now,
+    )  # fmt: skip
+    if task_id is not None:
+        await _take_task(conn, task_id, officer, channel, now, told)
+
+
+async def _take_task(
+    conn: Connection, task_id: uuid.UUID, officer: Officer, channel: str, now: datetime, told: list[str]
+) -> None:
+    """The page's taker becomes the task's assignee (a court taking over from the station included).
+
+    Either is a task event naming who was told: the first take moves the task to ``acknowledged``; a
+    take-over of a task someone else holds keeps its state (detail ``{"event": "taken_over", "from": …}``).
+    """
+    task = await conn.fetchrow("SELECT state, assignee FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
+    if task is None or task["assignee"] == officer.officer_id:
+        return
+    if task["state"] == "open":
+        await tasks.transition(conn, task_id, "acknowledged", actor=officer.officer_id, channel=channel,
+                               now=now, detail={"event": "taken", "told": told})  # fmt: skip
+    elif task["state"] in tasks.LIVE:
         await conn.execute("UPDATE tasks SET assignee = $2, updated_at = $3 WHERE task_id = $1", task_id,
                            officer.officer_id, now)  # fmt: skip
+        detail: dict[str, object] = {"event": "taken_over", "from": task["assignee"], "told": told}
+        await tasks.record_event(
+            conn, task_id, now, officer.officer_id, channel, task["state"], task["state"], detail
+        )
 
 
 async def _take(

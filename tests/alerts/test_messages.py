@@ -17,6 +17,7 @@ from alerts.messages import (
     parse_reply,
     render_alert,
     render_escalated,
+    render_taken,
     render_update,
     reply_code,
     segments,
@@ -317,3 +318,27 @@ def test_every_code_round_trips_in_both_orders(n: int, digit: str, reverse: bool
     assert isinstance(reply, Reply)
     assert reply.code == code
     assert reply.command == {"1": "take", "2": "decline", "3": "seized", "4": "not_found"}[digit]
+
+
+@pytest.mark.parametrize(
+    ("taker", "role", "over_station", "expected"),
+    [
+        ("周婷", "执行法官", False, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)接手，无需处理。"),
+        ("周婷", "执行法官", True, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)从派出所接手，无需处理。"),
+        ("白云派出所值班室", None, False, "【执行查控 K7Q】浙J12345 已由白云派出所值班室接手，无需处理。"),
+    ],
+)
+def test_render_taken(taker: str, role: str | None, over_station: bool, expected: str) -> None:
+    text = render_taken(plate="浙J12345", taker=taker, role=role, reply_code="K7Q", over_station=over_station)
+    assert text == expected
+    assert segments(text) == 1
+
+
+def test_render_taken_fits_one_sms_whatever_the_name() -> None:
+    text = render_taken(
+        plate="浙J12345", taker="长" * 80, role="执行法官", reply_code="K7Q", over_station=True
+    )
+    assert segments(text) == 1
+    assert text.startswith("【执行查控 K7Q】浙J12345 已由长")
+    assert text.endswith("…从派出所接手，无需处理。")
+    assert "执行法官" not in text  # the role goes first

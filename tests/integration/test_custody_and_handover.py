@@ -1,4 +1,4 @@
-"""Custody recorded after a seizure (SMS, API, CLI) — through
+"""Custody recorded after a seizure (SMS, API, CLI), and the others told when someone takes a page — through
 Kafka, PostgreSQL, the pager and the fake Twilio, with the pager's clock driven by the test."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from alerts.messages import segments
-from alerts.pages import page_id_for
+from alerts.pages import TAKEN_OVER_STEP, TAKEN_STEP, page_id_for
 from alerts.settings import PagerSettings
 from tests.conftest import Isolated, eventually, run_seizewatch
 from tests.fakes.twilio_server import FakeTwilio
@@ -219,3 +219,71 @@ async def test_custody_is_amended_through_the_api_and_the_cli_only_on_a_seized_t
     shown = run_seizewatch(isolated.env, "tasks", "show", str(task_id), "--officer", "jj-j2").stdout
     assert "seized → seized by jj-p2 via cli (custody: 台州某拖车保管公司)" in shown
     assert "custody: 台州某拖车保管公司, custodian" in shown
+
+
+# -------------------------------------------------------------------------------------------- handover
+
+
+@pytest.mark.parametrize("channel", ["sms", "api"])
+async def test_taking_a_page_tells_the_others_paged_with_it_once(
+    pager: RunningPager, isolated: Isolated, channel: str
+) -> None:
+    plate = "浙J72001" if channel == "sms" else "浙J72002"
+    page_id = await paged(pager, isolated, plate, DAY)
+    first = await sent(isolated, page_id, 0, 2)
+    task_id = (await task_of(isolated, page_id))["task_id"]
+    for _ in range(2):  # a repeated acknowledgement tells nobody twice
+        if channel == "sms":
+            assert "由您接手" in await reply(pager, "jj-j2", f"1 {first['jj-j2']['reply_code']}")
+        else:
+            async with httpx.AsyncClient(base_url=pager.url) as client:
+                ack = await client.post(
+                    f"/api/v1/pages/{page_id}/acknowledge", json={"officer_id": "jj-j2"}, headers=AUTH
+                )
+            assert ack.json()["outcome"] in {"taken", "already_yours"}
+    told = await sent(isolated, page_id, TAKEN_STEP, 1)
+    assert set(told) == {"jj-p2"}  # not the one who took it
+    body = told["jj-p2"]["body"]
+    assert f"{plate} 已由周婷(执行法官)接手，无需处理。" in body
+    assert segments(body) == 1
+    assert len(texts_to(pager, "jj-p2", f"{plate} 已由")) == 1
+    assert texts_to(pager, "jj-j2", f"{plate} 已由") == []
+    opened, *taken = await events(isolated, task_id)
+    assert opened[:2] == (None, "open")
+    assert taken == [("open", "acknowledged", "jj-j2", channel, {"event": "taken", "told": ["jj-p2"]})]
+
+
+async def test_the_court_taking_over_from_the_station_tells_the_station_and_records_it(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    page_id = await paged(pager, isolated, "浙J73001", NIGHT)
+    station = (await sent(isolated, page_id, 0, 1))["st-baiyun"]
+    task_id = (await task_of(isolated, page_id))["task_id"]
+    assert "已确认" in await reply(pager, "st-baiyun", f"1 {station['reply_code']}")
+    pager.clock.now = NIGHT + timedelta(hours=10, minutes=1)  # 08:01: the court's morning notice
+    notices = await sent(isolated, page_id, -1, 2)
+    judge_code = notices["jj-j2"]["reply_code"]
+    assert "从派出所接手" in await reply(pager, "jj-j2", f"1 {judge_code}")
+    assert "已由您接手" in await reply(pager, "jj-j2", f"1 {judge_code}")  # again: nobody told twice
+
+    told = await sent(isolated, page_id, TAKEN_OVER_STEP, 2)
+    assert set(told) == {"st-baiyun", "jj-p2"}  # the station that held it, and the court's other officer
+    for notice in told.values():
+        assert "浙J73001 已由周婷(执行法官)从派出所接手，无需处理。" in notice["body"]
+        assert segments(notice["body"]) == 1
+    # When the station took it at night, nobody else had been texted: nobody to tell.
+    assert (
+        await fetch(
+            isolated, "SELECT 1 FROM notifications WHERE page_id = $1 AND step = $2", page_id, TAKEN_STEP
+        )
+        == []
+    )
+    assert len(texts_to(pager, "st-baiyun", "浙J73001 已由")) == 1
+    task = await task_now(isolated, task_id)
+    assert (task["state"], task["assignee"]) == ("acknowledged", "jj-j2")
+    *_, took, over = await events(isolated, task_id)
+    assert took == ("open", "acknowledged", "st-baiyun", "sms", {"event": "taken", "told": []})
+    assert over == (
+        "acknowledged", "acknowledged", "jj-j2", "sms",
+        {"event": "taken_over", "from": "st-baiyun", "told": ["jj-p2", "st-baiyun"]},
+    )  # fmt: skip
