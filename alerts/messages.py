@@ -98,15 +98,20 @@ def is_reply_code(code: str) -> bool:
 
 # ------------------------------------------------------------------------------------------------ replies
 
-Command = Literal["take", "decline", "seized", "not_found"]
+Command = Literal["take", "decline", "seized", "not_found", "custody"]
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """An officer's answer to the page with reply code ``code`` (upper case)."""
+    """An officer's answer to the page with reply code ``code`` (upper case).
+
+    ``place`` is where a seized vehicle is kept (``3 K7Q 椒江区扣押场``, ``存 K7Q 椒江区扣押场``), as the
+    officer wrote it on one line; only ``seized`` (optional) and ``custody`` (always) carry one.
+    """
 
     command: Command
     code: str
+    place: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +135,12 @@ _STOP_WORDS: Final = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "TD", "退订", "取消订阅"}
 )
 _START_WORDS: Final = frozenset({"START", "UNSTOP", "YES", "订阅", "恢复订阅"})
+# Custody: "3 <code> <place>" (a seizure and where the vehicle is kept), "存 <code> <place>" (the place of a
+# seizure recorded before). The instruction's words may stand before the place; they are not the place.
+_PLACE_COMMANDS: Final[Mapping[str, Command]] = {"3": "seized", "存": "custody"}
+_PLACE_LEAD_WORDS: Final = ("已扣押", "扣押", "存放地点", "存放", "地点")
+# Words of other answers: a "place" holding one is not a place ("3 K7Q 未找到了").
+_NOT_A_PLACE: Final = ("非本人", "未找到", "接手")
 _COMMAND_FIRST: Final = re.compile(f"([1-4])({_CODE_RE.pattern})")
 _CODE_FIRST: Final = re.compile(f"({_CODE_RE.pattern})([1-4])")
 
@@ -139,7 +150,9 @@ def parse_reply(text: str) -> Reply | StopStart | None:
 
     Forgiving: full-width digits and letters, lower case, spaces and punctuation anywhere, the code before
     or after the digit (``1 k7q``, ``１K7Q``, ``k7q 1``, ``1k7q``), and the instruction's own words
-    (``1 K7Q 接手``) as long as they agree with the digit.
+    (``1 K7Q 接手``) as long as they agree with the digit. A seizure may name where the vehicle is kept
+    after the code (``3 K7Q 椒江区扣押场``), and ``存 K7Q 椒江区扣押场`` records it later (command first,
+    then the code, then the place).
 
     Returns:
         A :class:`Reply`, a :class:`StopStart` for opt-out/opt-in keywords, or ``None`` for anything
@@ -162,11 +175,48 @@ def parse_reply(text: str) -> Reply | StopStart | None:
     elif (match := _CODE_FIRST.fullmatch(compact)) is not None:
         code, digit = match.groups()
     else:
-        return None
+        return _parse_place_reply(unicodedata.normalize("NFKC", text))
     command = _DIGIT_COMMANDS[digit]
     if worded - {command}:
         return None
     return Reply(command, code)
+
+
+def _strip_marks(text: str) -> str:
+    """``text`` without the spaces and punctuation it starts with."""
+    start = 0
+    while start < len(text) and (text[start].isspace() or unicodedata.category(text[start])[0] in "PSC"):
+        start += 1
+    return text[start:]
+
+
+def _after_lead_word(place: str) -> str | None:
+    """The place without the instruction word it starts with, if any. A word counts only before a space or
+    a mark: "已扣押，椒江区扣押场" starts with one, "扣押场" does not."""
+    for word in _PLACE_LEAD_WORDS:
+        rest = place[len(word) :]
+        if place.startswith(word) and _strip_marks(rest) != rest:
+            return _strip_marks(rest)
+    return None
+
+
+def _parse_place_reply(normalized: str) -> Reply | None:
+    """``3 <code> <place>`` or ``存 <code> <place>``; None when it is neither."""
+    text = _strip_marks(normalized)
+    command = _PLACE_COMMANDS.get(text[:1])
+    if command is None:
+        return None
+    rest = _strip_marks(text[1:])
+    code, place = rest[:3].upper(), rest[3:]
+    if not is_reply_code(code) or (place[:1].isascii() and place[:1].isalnum()):
+        return None  # not a code, or a longer word than a code ("3 K7QQ")
+    place = _strip_marks(place)
+    while (after := _after_lead_word(place)) is not None:
+        place = after
+    place = " ".join(place.split()).rstrip("。.")
+    if not any(ch.isalpha() for ch in place) or any(word in place for word in _NOT_A_PLACE):
+        return None  # "3 K7Q 4": two answers, no place
+    return Reply(command, code, place)
 
 
 # -------------------------------------------------------------------------------------------- rendering
@@ -558,3 +608,23 @@ def render_update(
         ("instructions", instructions),
     ]
     return _fit(pieces, {"place": _clean(place)}, _UPDATE_LADDER, max_segments)
+
+
+def render_taken(*, plate: str, taker: str, role: str | None, reply_code: str, over_station: bool) -> str:
+    """To the others paged with a page: who took it, in one SMS (UCS-2, 70 characters).
+
+    ``【执行查控 K7Q】浙J12345 已由周婷(执行法官)接手，无需处理。`` — ``over_station``: the court took the
+    vehicle over from the police station that held it (``…从派出所接手…``). The role goes first, then the
+    name is shortened, when it would not fit.
+
+    Raises:
+        ValueError: ``reply_code`` is not a reply code.
+    """
+    tail = "从派出所接手，无需处理。" if over_station else "接手，无需处理。"
+    head = f"{_head(reply_code, False)}{_clean(plate)} 已由"
+    name = _clean(taker)
+    for who in ([f"{name}({role})"] if role else []) + [name]:
+        if segments(head + who + tail) == 1:
+            return head + who + tail
+    room = UCS2_SINGLE - len(head) - len(tail)
+    return head + _shorten(name, max(room, 1)) + tail

@@ -91,6 +91,11 @@ async def run_due_steps(conn: Connection, now: datetime, *, limit: int = 20) -> 
 
 
 NOTICE_STEP = -1  # notifications of the morning notice, apart from the escalation steps
+# "Taken by …" told to the others paged with a page (alerts/handover.py): the first take, and the court
+# taking the vehicle over from the police station that held it. Steps below zero never escalate and go out
+# whatever became of the page.
+TAKEN_STEP = -2
+TAKEN_OVER_STEP = -3
 
 
 async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -> int:

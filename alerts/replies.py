@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alerts import metrics, tasks
+from alerts import custody, handover, metrics, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
@@ -154,40 +154,118 @@ async def _apply(
                 result = await _take(conn, roster, now, officer, row, plate)
             else:
                 result = ReplyResult("taken", f"已确认：{plate} 由您接手。")
-            if task_id is not None and result.outcome in {"taken", "taken_over"}:
-                await _take_task(conn, task_id, officer, channel, now)
+            if result.outcome in {"taken", "taken_over"}:
+                await _tell_and_take_task(
+                    conn, roster, now, channel, officer, page_id, task_id, plate, result
+                )
         elif reply.command == "decline":
             result = ReplyResult("declined", f"已记录：{plate} 非本人处理，将通知他人。", page_id)
             await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
             if page_id is not None:
                 await step_out_of_reach(conn, page_id, row["step"], now)
             return result
+        elif reply.command == "custody":
+            seized = row["task_id"] or (
+                await tasks.task_of_page(conn, page_id, live=False) if page_id else None
+            )
+            result = await _amend_custody(conn, now, channel, officer, seized, reply, plate, page_id)
         elif task_id is None:
             result = ReplyResult("no_task", f"{plate} 没有进行中的扣押任务。", page_id)
+        elif len(reply.place or "") > custody.NAME_MAX:
+            result = ReplyResult("refused", f"{plate}：存放地点过长（最多 {custody.NAME_MAX} 字）。", page_id)
         else:
             to_state = "seized" if reply.command == "seized" else "not_found"
+            held = tasks.Custody(None, reply.place) if to_state == "seized" and reply.place else None
             try:
-                await tasks.transition(conn, task_id, to_state, actor=actor, channel=channel, now=now)
+                await tasks.transition(
+                    conn, task_id, to_state, actor=actor, channel=channel, now=now, custody=held
+                )
             except tasks.TaskError as exc:
                 result = ReplyResult("refused", f"{plate}：{exc}", page_id)
             else:
-                text = "已记录扣押，请补录存放地点。" if to_state == "seized" else "已记录未找到。"
-                result = ReplyResult(f"task_{to_state}", f"{plate} {text}", page_id)
+                result = ReplyResult(f"task_{to_state}", _recorded(plate, to_state, reply), page_id)
         return await _log(conn, now, channel, phone, officer.officer_id, page_id, reply.command, body, result)
 
 
-async def _take_task(
-    conn: Connection, task_id: uuid.UUID, officer: Officer, channel: str, now: datetime
-) -> None:
-    """The page's taker becomes the task's assignee (a court taking over from the station included)."""
-    state = await conn.fetchval("SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
-    if state == "open":
-        await tasks.transition(
-            conn, task_id, "acknowledged", actor=officer.officer_id, channel=channel, now=now
+def _recorded(plate: str, to_state: str, reply: Reply) -> str:
+    if to_state == "not_found":
+        return f"{plate} 已记录未找到。"
+    if reply.place:
+        return tasks.fit_sms(f"{plate} 已记录扣押，存放：{reply.place}。", limit=1)
+    return f"{plate} 已记录扣押。请补录存放地点：回复 存 {reply.code} 加地点"
+
+
+async def _amend_custody(
+    conn: Connection,
+    now: datetime,
+    channel: str,
+    officer: Officer,
+    task_id: uuid.UUID | None,
+    reply: Reply,
+    plate: str,
+    page_id: uuid.UUID | None,
+) -> ReplyResult:
+    """``存 <code> <place>``: where the vehicle of a seized task is kept."""
+    state = await conn.fetchval("SELECT state FROM tasks WHERE task_id = $1", task_id) if task_id else None
+    if state is None:
+        return ReplyResult("no_task", f"{plate} 没有扣押任务。", page_id)
+    if state != "seized":
+        return ReplyResult(
+            "refused", f"{plate} 尚未记录扣押，不能补录存放地点。先回复 3 {reply.code} 加地点", page_id
         )
-    elif state in tasks.LIVE:
+    if len(reply.place or "") > custody.NAME_MAX:
+        return ReplyResult("refused", f"{plate}：存放地点过长（最多 {custody.NAME_MAX} 字）。", page_id)
+    assert task_id is not None  # noqa: S101  # it has a state
+    amended = await custody.amend_custody(
+        conn, task_id, tasks.Custody(None, reply.place), actor=officer.officer_id, channel=channel, now=now
+    )
+    return ReplyResult(
+        "task_custody", tasks.fit_sms(f"{plate} 已补录存放地点：{amended.name}。", limit=1), page_id
+    )
+
+
+async def _tell_and_take_task(
+    conn: Connection,
+    roster: Roster,
+    now: datetime,
+    channel: str,
+    officer: Officer,
+    page_id: uuid.UUID | None,
+    task_id: uuid.UUID | None,
+    plate: str,
+    result: ReplyResult,
+) -> None:
+    """A take: the others texted about the page are told who took it, and the task records it."""
+    over_station = result.outcome == "taken_over"
+    told = await handover.tell_taken(
+        conn, roster, page_id=page_id, task_id=task_id, taker=officer, plate=plate,
+        over_station=over_station, now=now,
+    )  # fmt: skip
+    if task_id is not None:
+        await _take_task(conn, task_id, officer, channel, now, told)
+
+
+async def _take_task(
+    conn: Connection, task_id: uuid.UUID, officer: Officer, channel: str, now: datetime, told: list[str]
+) -> None:
+    """The page's taker becomes the task's assignee (a court taking over from the station included).
+
+    Either is a task event naming who was told: the first take moves the task to ``acknowledged``; a
+    take-over of a task someone else holds keeps its state (detail ``{"event": "taken_over", "from": …}``).
+    """
+    task = await conn.fetchrow("SELECT state, assignee FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
+    if task is None or task["assignee"] == officer.officer_id:
+        return
+    if task["state"] == "open":
+        await tasks.transition(conn, task_id, "acknowledged", actor=officer.officer_id, channel=channel,
+                               now=now, detail={"event": "taken", "told": told})  # fmt: skip
+    elif task["state"] in tasks.LIVE:
         await conn.execute("UPDATE tasks SET assignee = $2, updated_at = $3 WHERE task_id = $1", task_id,
                            officer.officer_id, now)  # fmt: skip
+        detail: dict[str, object] = {"event": "taken_over", "from": task["assignee"], "told": told}
+        await tasks.record_event(
+            conn, task_id, now, officer.officer_id, channel, task["state"], task["state"], detail
+        )
 
 
 async def _take(

@@ -46,6 +46,14 @@ class Role(enum.StrEnum):
     STATION_DUTY = "station_duty"  # 派出所值班: holds a found vehicle at night until the court takes over
 
 
+# How a role is named in an SMS ("已由周婷(执行法官)接手").
+ROLE_NAMES: Mapping[Role, str] = {
+    Role.BUREAU_LEADER: "局领导",
+    Role.JUDGE: "执行法官",
+    Role.JUDICIAL_POLICE: "司法警察",
+    Role.STATION_DUTY: "派出所值班",
+}
+
 # The members of a "1+1+1" duty group, in the order they are listed to people.
 GROUP_ROLES: tuple[Role, ...] = (Role.BUREAU_LEADER, Role.JUDGE, Role.JUDICIAL_POLICE)
 

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter, Histogram
 
 from alerts import metrics
-from alerts.pages import NOTICE_STEP, step_settled
+from alerts.pages import step_settled
 from alerts.sms import OutgoingSms, SentSms, SmsError, SmsProvider
 from alerts.tasks import TASK_STEP_BASE
 from streams.db import Connection
@@ -101,8 +101,9 @@ class AfterCommit:
 
 
 def _escalates(page_id: uuid.UUID | None, step: int) -> bool:
-    """Whether a notification belongs to an escalation step (not a morning notice or a task message)."""
-    return page_id is not None and step != NOTICE_STEP and step < TASK_STEP_BASE
+    """Whether a notification belongs to an escalation step (not a morning notice, a "taken by" notice
+    (steps below zero) or a task message)."""
+    return page_id is not None and 0 <= step < TASK_STEP_BASE
 
 
 async def settle(
@@ -143,7 +144,7 @@ async def claim(
 
     Escalation SMS of a page someone took (acknowledged) or that was cancelled are skipped for good;
     those of an exhausted page still go out (they were queued while it was open), and the court's
-    morning notice and task messages go out whatever became of the page.
+    morning notice, the "taken by" notices and task messages go out whatever became of the page.
     """
     if limit <= 0:
         return []
@@ -152,13 +153,12 @@ async def claim(
         rows = await conn.fetch(
             "SELECT n.notification_id, n.page_id, n.step, n.phone, n.body, n.attempts,"
             " COALESCE(p.state, 'open') AS state, COALESCE(p.sighted_at, n.created_at) AS sighted_at,"
-            " (n.step = $3 OR n.step >= $4) AS beyond_escalation"
+            " (n.step < 0 OR n.step >= $3) AS beyond_escalation"
             " FROM notifications n LEFT JOIN pages p USING (page_id)"
             " WHERE n.send_state = 'pending' AND n.next_attempt_at <= $1"
             " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED",
             now,
             limit,
-            NOTICE_STEP,
             TASK_STEP_BASE,
         )
         claimed: list[Claimed] = []

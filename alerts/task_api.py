@@ -12,9 +12,9 @@ from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from alerts import tasks, taskviews
+from alerts import custody, tasks, taskviews
 from alerts.rosters import Officer
 from alerts.rosterstore import load_roster
 from alerts.service import Pager
@@ -25,6 +25,14 @@ class StateChange(BaseModel):
     custody_kind: Literal["impound_lot", "custodian"] | None = None
     custody_name: str | None = None
     custody_address: str | None = None
+
+
+class CustodyChange(BaseModel):
+    """Where a seized vehicle is kept. A kind or address left out is kept only if the place is the same."""
+
+    custody_name: str = Field(min_length=1, max_length=custody.NAME_MAX)  # the impound lot or custodian
+    custody_kind: Literal["impound_lot", "custodian"] | None = None
+    custody_address: str | None = Field(default=None, max_length=custody.ADDRESS_MAX)
 
 
 def add_routes(
@@ -84,6 +92,25 @@ def add_routes(
             try:
                 view = await taskviews.set_state(
                     conn, who, task_id, body.state, channel="api", now=pager.clock(), custody=custody
+                )
+            except taskviews.NotAllowed:
+                return JSONResponse({"error": "no such task for this officer"}, status_code=404)
+            except tasks.TaskError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=409)
+        return JSONResponse(view.as_json())
+
+    @app.post("/api/v1/tasks/{task_id}/custody", tags=["tasks"])
+    async def amend_custody(task_id: uuid.UUID, body: CustodyChange, request: Request) -> JSONResponse:
+        """Record, or correct, where the vehicle of a seized task is kept (409 for any other state)."""
+        who = await officer(request)
+        if isinstance(who, JSONResponse):
+            return who
+        pager = pager_of(request)
+        held = tasks.Custody(body.custody_kind, body.custody_name, body.custody_address)
+        async with pager.pool.acquire() as conn:
+            try:
+                view = await taskviews.amend_custody(
+                    conn, who, task_id, held, channel="api", now=pager.clock()
                 )
             except taskviews.NotAllowed:
                 return JSONResponse({"error": "no such task for this officer"}, status_code=404)

@@ -268,8 +268,10 @@ async def record_event(
 
 @dataclass(frozen=True, slots=True)
 class Custody:
-    kind: str  # impound_lot | custodian
-    name: str | None
+    """Where a seized vehicle is kept (amended later by :func:`alerts.custody.amend_custody`)."""
+
+    kind: str | None  # impound_lot | custodian; None: not said (an SMS names only the place)
+    name: str | None  # the impound lot or custodian: the place
     address: str | None = None
 
 
@@ -320,9 +322,9 @@ async def transition(
             "SELECT status = 'active' FROM watch_entries WHERE entry_id = $1", row["entry_id"]
         )
         if active:
-            where = (
-                f"{custody.kind}: {custody.name}" if custody and custody.name else "custody to be recorded"
-            )
+            where = "custody to be recorded"
+            if custody and custody.name:
+                where = f"{custody.kind}: {custody.name}" if custody.kind else custody.name
             await mark_seized(conn, row["entry_id"], by=actor, reason=f"task {task_id} ({where})")
     if terminal and row["page_id"] is not None:
         await conn.execute(
@@ -334,10 +336,13 @@ async def transition(
     return str(current)
 
 
-async def task_of_page(conn: Connection, page_id: uuid.UUID) -> uuid.UUID | None:
-    """The live task a page opened, if any."""
+async def task_of_page(conn: Connection, page_id: uuid.UUID, *, live: bool = True) -> uuid.UUID | None:
+    """The live task a page opened, if any (``live=False``: the task it opened, whatever its state)."""
     value = await conn.fetchval(
-        "SELECT task_id FROM tasks WHERE page_id = $1 AND state = ANY($2::text[])", page_id, list(LIVE)
+        "SELECT task_id FROM tasks WHERE page_id = $1 AND state = ANY($2::text[])"
+        " ORDER BY created_at DESC LIMIT 1",
+        page_id,
+        list(LIVE) if live else [*LIVE, *TERMINAL],
     )
     return value if isinstance(value, uuid.UUID) else None
 

@@ -15,6 +15,9 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
+from alerts import custody as custody_records
 from alerts import tasks
 from alerts.rosters import DEFAULT_TIMEZONE, Officer, Roster, time_zone
 from streams.db import Connection
@@ -38,7 +41,9 @@ class TaskView:
     first_seen_at: datetime
     last_seen_at: datetime
     last_place: str | None
-    custody: str | None
+    custody: str | None  # where a seized vehicle is kept (the impound lot or custodian)
+    custody_kind: str | None
+    custody_address: str | None
     timezone: str = DEFAULT_TIMEZONE  # the court's (roster), in which its times are shown
 
     @property
@@ -57,7 +62,7 @@ class TaskView:
 # A court not on the roster has its times shown in the default zone.
 _SELECT = (
     "SELECT t.task_id, e.plate, e.case_number, t.court, t.kind, t.state, t.district, t.assignee,"
-    " t.first_seen_at, t.last_seen_at, t.custody_name,"
+    " t.first_seen_at, t.last_seen_at, t.custody_name, t.custody_kind, t.custody_address,"
     " (SELECT COALESCE(s.device_name, s.device_id) FROM task_sightings s WHERE s.task_id = t.task_id"
     "  ORDER BY s.observed_at DESC LIMIT 1) AS last_place,"
     f" COALESCE(c.timezone, '{DEFAULT_TIMEZONE}') AS timezone"
@@ -81,7 +86,8 @@ def _view(row: Any) -> TaskView:
         task_id=row["task_id"], plate=row["plate"], case_number=row["case_number"], court=row["court"],
         kind=row["kind"], state=row["state"], district=row["district"], assignee=row["assignee"],
         first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"], last_place=row["last_place"],
-        custody=row["custody_name"], timezone=row["timezone"],
+        custody=row["custody_name"], custody_kind=row["custody_kind"], custody_address=row["custody_address"],
+        timezone=row["timezone"],
     )  # fmt: skip
 
 
@@ -145,6 +151,8 @@ async def trail_and_events_at(
             "via": r["channel"],
             "from": r["from_state"],
             "to": r["to_state"],
+            # What the event says besides the state: a custody amended, a take-over, who was told.
+            "detail": orjson.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"],
         }
         for r in await conn.fetch(
             "SELECT * FROM task_events WHERE task_id = $1 ORDER BY at, event_id", task_id
@@ -175,5 +183,28 @@ async def set_state(
         await get_task(conn, officer, task_id)
         await tasks.transition(
             conn, task_id, state, actor=officer.officer_id, channel=channel, now=now, custody=custody
+        )
+        return await get_task(conn, officer, task_id)
+
+
+async def amend_custody(
+    conn: Connection,
+    officer: Officer,
+    task_id: uuid.UUID,
+    custody: tasks.Custody,
+    *,
+    channel: str,
+    now: datetime,
+) -> TaskView:
+    """Record where the vehicle of a seized task is kept, as this officer.
+
+    Raises:
+        NotAllowed: the officer may not change it.
+        TaskError: the task is not seized, or a custody field is empty or too long.
+    """
+    async with conn.transaction():
+        await get_task(conn, officer, task_id)
+        await custody_records.amend_custody(
+            conn, task_id, custody, actor=officer.officer_id, channel=channel, now=now
         )
         return await get_task(conn, officer, task_id)

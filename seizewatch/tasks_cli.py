@@ -85,9 +85,25 @@ def show_command(task_id: uuid.UUID, officer: str) -> None:
             console.print(
                 f"  {shown(event['at'], zone)} {event['from'] or '-'} → {event['to']}"
                 f" by {event['by']} via {event['via']}"
+                f"{_note(event['detail'])}"
             )
+        if view.custody:
+            held = [view.custody, view.custody_kind, view.custody_address]
+            console.print(f"  custody: {', '.join(h for h in held if h)}")
 
     _run(run())
+
+
+def _note(detail: dict[str, object]) -> str:
+    """What an event says besides its states: a custody amended, a take, who was told."""
+    notes = []
+    if detail.get("event") == "custody" and isinstance(custody := detail.get("custody"), dict):
+        notes.append(f"custody: {custody.get('name')}")
+    if detail.get("event") == "taken_over":
+        notes.append(f"taken over from {detail.get('from') or '-'}")
+    if told := detail.get("told"):
+        notes.append(f"told {', '.join(str(t) for t in told) if isinstance(told, list) else told}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 @tasks_group.command("state")
@@ -116,5 +132,31 @@ def state_command(
                 conn, who, task_id, state, channel="cli", now=datetime.now(UTC), custody=custody
             )
         console.print(f"{view.plate}: {view.state}")
+
+    _run(run())
+
+
+@tasks_group.command("custody")
+@click.argument("task_id", type=click.UUID)
+@click.option("--officer", required=True)
+@click.option("--place", required=True, help="The impound lot or custodian where the vehicle is kept.")
+@click.option("--kind", type=click.Choice(["impound_lot", "custodian"]), default=None)
+@click.option("--address", default=None)
+def custody_command(
+    task_id: uuid.UUID, officer: str, place: str, kind: str | None, address: str | None
+) -> None:
+    """Record, or correct, where the vehicle of a seized task is kept (a seizure by SMS may not say).
+
+    A kind or address left out is kept only when the place stays the same.
+    """
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        async with db.pool(settings.postgres) as pool, pool.acquire() as conn:
+            who = taskviews.officer_of(await load_roster(conn), officer)
+            view = await taskviews.amend_custody(
+                conn, who, task_id, tasks.Custody(kind, place, address), channel="cli", now=datetime.now(UTC)
+            )
+        console.print(f"{view.plate}: custody {view.custody}")
 
     _run(run())

@@ -20,6 +20,7 @@ from alerts.messages import (
     parse_reply,
     render_alert,
     render_escalated,
+    render_taken,
     render_update,
     reply_code,
     segments,
@@ -428,6 +429,23 @@ def test_a_negative_number_has_no_code() -> None:
         ("好的", None),
         ("", None),
         ("浙J12345", None),
+        # Where a seized vehicle is kept: at the seizure, or later with 存.
+        ("3 K7Q 椒江区扣押场", Reply("seized", "K7Q", "椒江区扣押场")),
+        ("３ ｋ７ｑ：已扣押，存放地点：椒江区 扣押场。", Reply("seized", "K7Q", "椒江区 扣押场")),
+        ("3 K7Q 扣押场A", Reply("seized", "K7Q", "扣押场A")),  # a place that starts like the word
+        ("3 K7Q 2号库", Reply("seized", "K7Q", "2号库")),
+        ("存 K7Q 台州某拖车保管公司", Reply("custody", "K7Q", "台州某拖车保管公司")),
+        ("存k7q台州某拖车保管公司", Reply("custody", "K7Q", "台州某拖车保管公司")),
+        ("存 K7Q 存放：A区3号", Reply("custody", "K7Q", "A区3号")),
+        ("3 K7Q 已扣押", Reply("seized", "K7Q")),  # no place
+        ("存 K7Q", None),  # 存 always names a place
+        ("存 K7Q 。", None),
+        ("3 K7Q 4", None),  # two answers, no place
+        ("3 K7Q 未找到了", None),
+        ("3 K7QQ 椒江", None),
+        ("存 K7O 椒江", None),
+        ("1 K7Q 椒江区扣押场", None),  # only a seizure names a place
+        ("K7Q 存 椒江", None),  # the command comes first
     ],
 )
 def test_parse_reply(text: str, expected: Reply | StopStart | None) -> None:
@@ -445,3 +463,27 @@ def test_every_code_round_trips_in_both_orders(n: int, digit: str, reverse: bool
     assert isinstance(reply, Reply)
     assert reply.code == code
     assert reply.command == {"1": "take", "2": "decline", "3": "seized", "4": "not_found"}[digit]
+
+
+@pytest.mark.parametrize(
+    ("taker", "role", "over_station", "expected"),
+    [
+        ("周婷", "执行法官", False, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)接手，无需处理。"),
+        ("周婷", "执行法官", True, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)从派出所接手，无需处理。"),
+        ("白云派出所值班室", None, False, "【执行查控 K7Q】浙J12345 已由白云派出所值班室接手，无需处理。"),
+    ],
+)
+def test_render_taken(taker: str, role: str | None, over_station: bool, expected: str) -> None:
+    text = render_taken(plate="浙J12345", taker=taker, role=role, reply_code="K7Q", over_station=over_station)
+    assert text == expected
+    assert segments(text) == 1
+
+
+def test_render_taken_fits_one_sms_whatever_the_name() -> None:
+    text = render_taken(
+        plate="浙J12345", taker="长" * 80, role="执行法官", reply_code="K7Q", over_station=True
+    )
+    assert segments(text) == 1
+    assert text.startswith("【执行查控 K7Q】浙J12345 已由长")
+    assert text.endswith("…从派出所接手，无需处理。")
+    assert "执行法官" not in text  # the role goes first
