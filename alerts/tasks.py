@@ -42,8 +42,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "acknowledged": frozenset({"open", "en_route", "seized", "not_found", "cancelled", "expired"}),
     "en_route": frozenset({"acknowledged", "seized", "not_found", "cancelled", "expired"}),
 }
-# Task messages are notifications with steps of their own, apart from the page's escalation steps.
+# Task messages are notifications with steps of their own, apart from the page's escalation steps, in
+# bands that never meet: a (task, step, officer) is written once, so two kinds of message on one step
+# would leave the later one unwritten and unsent. A task's n-th update: TASK_STEP_BASE + n (a car seen
+# somewhere new several times a day for years stays below the next band); the n-th traffic-police
+# result applied: TRAFFIC_RESULT_STEP_BASE + n; the cancellation, once: CANCELLED_STEP.
 TASK_STEP_BASE = 100
+TRAFFIC_RESULT_STEP_BASE = 100_000_000
+CANCELLED_STEP = 200_000_000
 
 
 class TaskError(Exception):
@@ -362,7 +368,7 @@ async def cancel_released(conn: Connection, roster: Roster, now: datetime) -> in
             for officer in recipients:
                 code = await new_reply_code(conn)
                 body = fit_sms(f"【执行查控 {code}】{task['plate']} 已解除查封，扣押任务取消，无需前往。")
-                step = TASK_STEP_BASE + 90
+                step = CANCELLED_STEP
                 await queue_notification(
                     conn, task["task_id"], task["page_id"], step, officer, code, body, now
                 )

@@ -15,7 +15,7 @@ from alerts import metrics
 from alerts.rosters import Roster
 from alerts.tasks import (
     LIVE,
-    TASK_STEP_BASE,
+    TRAFFIC_RESULT_STEP_BASE,
     Custody,
     court_duty,
     fit_sms,
@@ -124,7 +124,7 @@ async def _apply_result(
     if task["assignee"] and (assignee := roster.officer(task["assignee"])) and assignee.unreachable is None:
         recipients[assignee.officer_id] = assignee
     applied = await conn.fetchval("SELECT count(*) FROM traffic_results WHERE task_id = $1", task_id)
-    step = TASK_STEP_BASE + 50 + int(applied)
+    step = TRAFFIC_RESULT_STEP_BASE + int(applied)
     for officer in recipients.values():
         code = await new_reply_code(conn)
         body = fit_sms(f"【执行查控 {code}】{entry['plate']} {text}。")

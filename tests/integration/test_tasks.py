@@ -335,3 +335,32 @@ async def test_task_api_and_cli_show_officers_only_what_is_theirs(
     assert "not an active officer" in refused.stderr
     shown = run_seizewatch(isolated.env, "tasks", "show", str(task["task_id"]), "--officer", "jj-j2").stdout
     assert "acknowledged → seized by jj-p2 via cli" in shown
+
+
+async def test_a_long_lived_task_s_messages_never_take_one_another_s_place(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """A vehicle that keeps driving makes a task with many updates over weeks: the 90th update's SMS and
+    the cancellation's (and the 50th's and a traffic result's) had the same (task, step, officer), so the
+    later one was written nowhere and never sent."""
+    entry = await watch(isolated, "浙J45454")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    task = await task_of(isolated, entry)
+    conn = await conn_of(isolated)
+    try:  # weeks of updates, told to the same two officers each time
+        await conn.execute("UPDATE tasks SET updates = 90 WHERE task_id = $1", task["task_id"])
+    finally:
+        await conn.close()
+    await seen(pager, isolated, entry, "kk-z", DAY + timedelta(minutes=30))
+    updates = await task_messages(isolated, task["task_id"], minimum=2)
+    assert [u["body"] for u in updates if "再次出现在" in u["body"]], updates
+    conn = await conn_of(isolated)
+    try:
+        await watchstore.release_entry(conn, entry.entry_id, by="clerk", reason="已履行",
+                                       closed=watchstore.ClosedReason.PAID)  # fmt: skip
+    finally:
+        await conn.close()
+    await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "cancelled")
+    told = await task_messages(isolated, task["task_id"], minimum=4)
+    cancelled = [n for n in told if "解除查封" in n["body"]]
+    assert {n["officer_id"] for n in cancelled} == {u["officer_id"] for u in updates}, told
