@@ -183,6 +183,7 @@ class Pipeline:
         self.exits: list[tuple[str, int]] = []  # processes that exited on their own: (name, exit code)
         self._down: set[str] = set()  # killed by the scenario, or stopping: not restarted
         self._supervisor: asyncio.Task[None] | None = None
+        self.settle_notes: list[str] = []
 
     # ------------------------------------------------------------------------------------ processes
 
@@ -388,9 +389,15 @@ class Pipeline:
                 )
                 return len(paged), int(done), expected
 
-            with contextlib.suppress(TimeoutError):
+            try:
                 await eventually(
                     state, lambda s: s[0] >= s[2] and (not exhausted or s[1] >= s[2]), within=within
+                )
+            except TimeoutError:  # counted as it is: the figures say what is missing
+                paged, done, _ = await state()
+                self.settle_notes.append(
+                    f"not settled after {within:.0f} s: {paged} of {expected} pages at the provider"
+                    + (f", {done} exhausted" if exhausted else "")
                 )
         finally:
             await conn.close()
@@ -413,6 +420,7 @@ class Pipeline:
         figures.notes.extend(
             f"{name} exited on its own with code {code}, restarted" for name, code in self.exits
         )
+        figures.notes.extend(self.settle_notes)
 
         copies: Counter[str] = Counter()
         sightings: dict[str, list[Any]] = {}
@@ -511,6 +519,15 @@ class Pipeline:
                 on_hits[json.loads(record.value)["sighting"]["sighting_id"]] += 1
         dead = [r.value for t in TOPICS if t.name.endswith(".dlq") for r in await self.records(t.name)]
         notes = []
+        worker = self.processes.get("worker")
+        if worker is not None and worker.process.poll() is None:
+            with contextlib.suppress(Exception):
+                m = await worker.metrics()
+                wanted = ("seizewatch_sightings_consumed_total", "seizewatch_watchlist_entries",
+                          "seizewatch_dead_letters_total", "seizewatch_stage_retries_total")  # fmt: skip
+                shown = {k: v for k, v in m.items() if k.startswith(wanted) or "lag" in k or "hits" in k}
+                notes.append(f"worker metrics at the count: {shown}")
+            notes.append(f"worker log tail: {worker.tail()[-1500:]}")
         for a in missing:
             copies = [f"p{r.partition}@{r.offset}" for r in sightings.get(a.sighting_id or "", [])]
             observed = [

@@ -177,7 +177,7 @@ async def test_edit_changes_an_entry_audited_and_published(cli: Cli, isolated: I
     edited = cli("watchlist", "edit", entry, "--priority", "紧急", "--valid-until", "2027-12-31",
                  "--note", "债务人在逃", "--reason", "法官要求", "--by", "clerk-wu")  # fmt: skip
     assert "priority: normal → urgent" in edited.stdout
-    assert "valid_until: - → 2028-01-01 00:00:00+08:00" in edited.stdout
+    assert "valid_until: - → 2028-01-01 00:00+08:00" in edited.stdout
     assert await value(isolated, "SELECT version FROM watch_entries WHERE entry_id = $1::uuid", entry) == 2
     changes = await value(
         isolated, "SELECT changes FROM watch_entry_history WHERE entry_id = $1::uuid AND version = 2", entry
@@ -209,7 +209,7 @@ async def test_edit_changes_an_entry_audited_and_published(cli: Cli, isolated: I
     assert "法官要求" in history
     assert "priority: normal → urgent" in history
     assert "action: seize → locate" in history
-    assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d\+08:00", history), history
+    assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d\+08:00", history), history
     same = cli("watchlist", "edit", entry, "--action", "locate", check=False)
     assert same.returncode != 0
     assert "already has these values" in same.stderr
