@@ -221,7 +221,7 @@ def _parse_place_reply(normalized: str) -> Reply | None:
 
 # -------------------------------------------------------------------------------------------- rendering
 
-Action = Literal["seize", "locate"]
+Action = Literal["seize", "locate", "hold"]
 EscalationReason = Literal["no_answer", "declined", "unreachable"]
 UpdateEvent = Literal["seen_again", "left"]
 
@@ -230,6 +230,8 @@ URGENT_MARK: Final = "【紧急】"  # before the tag, on everything sent about 
 _ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "seize": ("请扣押。", "扣押。"),
     "locate": ("仅查找位置，勿扣押。", "仅查找。"),
+    # The police station at night finds the vehicle and holds it; the court takes it over in the morning.
+    "hold": ("请控制车辆，留置待法院接手。", "留置待法院接手。"),
 }
 _REASONS: Final[Mapping[str, str]] = {
     "no_answer": "未应答",
@@ -399,7 +401,7 @@ def _appeared(slots: Mapping[str, str]) -> str:
     return f" 出现在{where}。" if where else "。"
 
 
-_SLOTS: Final = frozenset({"place", "address"})  # the others are parts with forms
+_SLOTS: Final = frozenset({"place", "address", "custody"})  # the others are parts with forms
 
 
 def _ladder(*shortenings: tuple[str, int]) -> tuple[_Step, ...]:
@@ -467,7 +469,8 @@ def render_alert(
             out.
         observed_at: when the camera saw it (aware); shown as ``MM-DD HH:MM`` in ``tz``.
         case_number: the enforcement case, e.g. ``(2024)浙1002执1201号``.
-        action: ``seize`` (请扣押) or ``locate`` (仅查找位置，勿扣押).
+        action: ``seize`` (请扣押), ``locate`` (仅查找位置，勿扣押), or ``hold`` (请控制车辆，留置待法院接手:
+            the police station at night, which holds the vehicle for the court).
         match_kind: ``exact``, or how the read differs (``province``, ``ocr``…): anything but ``exact``
             adds ``疑似，匹配度0.80，需核对``.
         score: the match score, shown for non-exact matches.
@@ -552,6 +555,114 @@ def render_escalated(
         ),
     ]  # fmt: skip
     return _fit(pieces, _places(place, address), _SIGHTING_LADDER, max_segments)
+
+
+Overnight = Literal["held", "seized", "not_found", "left"]
+# The morning notice: the place, the custody and the take-over instructions matter more than the details.
+_MORNING_LADDER: Final = _ladder(
+    ("address", _ADDRESS_MIN),
+    ("address", 0),
+    ("place", _PLACE_MIN),
+    ("vehicle", 1),
+    ("case", 1),
+    ("case", 2),
+    ("custody", _PLACE_MIN),
+    ("quality", 1),
+    ("colour", 1),
+    ("action", 1),
+    ("place", 1),
+    ("place", 0),
+    ("instructions", 1),
+    ("instructions", 2),
+    ("custody", 0),
+)
+
+
+def render_morning(
+    *,
+    overnight: Overnight,
+    holder: str | None,
+    plate: str,
+    place: str,
+    observed_at: datetime,
+    case_number: str,
+    match_kind: str,
+    score: float,
+    reply_code: str,
+    custody: str | None = None,
+    left_at: datetime | None = None,
+    take_over: bool = True,
+    vehicle: str | None = None,
+    urgent: bool = False,
+    address: str | None = None,
+    plate_colour: PlateColour | None = None,
+    tz: tzinfo = SHANGHAI,
+    max_segments: int = 2,
+) -> str:
+    """The court's morning notice of a night sighting, saying what happened overnight (when nothing did,
+    the notice is :func:`render_alert`'s seizure request).
+
+    - ``held``: ``…出现在…。已由椒江区白云派出所控制。请接手。回复1 K7Q接手`` — 1 takes the vehicle over
+      from the station (a hand-over, not a seizure);
+    - ``seized``: ``…已由椒江区白云派出所扣押，存放于椒江区扣押场。请接手。回复1 K7Q接手``;
+    - ``not_found``: ``…椒江区白云派出所未找到该车。`` (nothing to take; the code stays in the tag);
+    - ``left``: the seizure request, with when the vehicle left (``11-23 23:40已驶离。…请扣押。``).
+
+    Args:
+        overnight: what happened (above).
+        holder: who took, seized or looked for it (the station's name); ``派出所`` when unknown.
+        custody: where a seized vehicle is kept, if recorded; shortened, then dropped last.
+        left_at: when the vehicle left (aware): required for ``left``.
+        take_over: ``held`` / ``seized`` by the police station, whom the court relieves (``请接手``,
+            ``回复1 K7Q接手``); False when someone of the court holds it already (news only).
+        Others: as :func:`render_alert`.
+
+    Returns:
+        The text, at most ``max_segments`` parts long.
+
+    Raises:
+        ValueError: as :func:`render_alert`, or ``left`` without ``left_at``.
+    """
+    who = _clean(holder or "") or "派出所"
+    status: _Piece
+    if overnight == "left":
+        if left_at is None:
+            raise ValueError("left_at is required for a vehicle that left")
+        departed = f"{_when(left_at, tz)}已驶离。"
+        status = ("action", (f"{departed}{_ACTIONS['seize'][0]}", f"{departed}{_ACTIONS['seize'][1]}"))
+        instructions = _take_instructions(reply_code)
+    else:
+        if overnight == "not_found":
+            words = (f"{who}未找到该车。", "未找到该车。")
+        elif overnight == "held":
+            ask = "请接手。" if take_over else ""
+            words = (f"已由{who}控制。{ask}", f"已控制。{ask}")
+        else:
+            words = (f"已由{who}扣押，", "已扣押，")
+        status = ("action", words)
+        relieve = take_over and overnight != "not_found"
+        instructions = (f"回复1 {reply_code}接手", "") if relieve else ("",)
+
+    def kept(slots: Mapping[str, str]) -> str:
+        if overnight != "seized":
+            return ""
+        ask = "请接手。" if take_over else ""
+        return f"存放于{slots['custody']}。{ask}" if slots["custody"] else f"存放地点未录。{ask}"
+
+    pieces: list[_Piece] = [
+        _head(reply_code, urgent),
+        *_plate_pieces(plate, plate_colour),
+        ("quality", _quality(match_kind, score)),
+        f" {_when(observed_at, tz)}",
+        _Slots(_appeared),
+        ("vehicle", (f"{_clean(vehicle)}，", "") if vehicle and _clean(vehicle) else ("",)),
+        ("case", _case_forms(case_number)),
+        status,
+        _Slots(kept),
+        ("instructions", instructions),
+    ]
+    slots = {**_places(place, address), "custody": _clean(custody or "")}
+    return _fit(pieces, slots, _MORNING_LADDER, max_segments)
 
 
 _UPDATE_LADDER: Final = _ladder(

@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 import orjson
 
 from alerts import metrics
-from alerts.messages import render_alert, render_escalated, reply_code
-from alerts.rosters import Officer, Roster
+from alerts.messages import render_alert, render_escalated, render_morning, reply_code
+from alerts.overnight import NightOutcome, Overnight, overnight
+from alerts.rosters import Officer, Role, Roster
 from alerts.rosterstore import load_roster
 from alerts.routing import Plan, Step, StepKind, plan, resolve
 from streams.db import Connection
@@ -99,13 +100,16 @@ TAKEN_OVER_STEP = -3
 
 
 async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -> int:
-    """Tell the courts that were not woken at night, when the night ends (whatever became of the page:
-    the station may hold the car, and the court must take it over)."""
+    """Tell the courts that were not woken at night, when the night ends, what became of the page then
+    (:mod:`alerts.overnight`): the station may hold or have seized the car, and the court must take it
+    over; or nobody found it. A page cancelled for another reason (the entry released, the task expired)
+    tells nobody."""
     async with conn.transaction():
         rows = await conn.fetch(
             "SELECT page_id, hit, plan FROM pages"
-            " WHERE notice_due_at <= $1 AND state IN ('open', 'acknowledged')"
-            " ORDER BY notice_due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            " WHERE notice_due_at <= $1 AND (state IN ('open', 'acknowledged') OR EXISTS (SELECT 1 FROM"
+            " tasks t WHERE t.page_id = pages.page_id AND t.state IN ('seized', 'not_found')))"
+            " ORDER BY notice_due_at LIMIT $2 FOR UPDATE OF pages SKIP LOCKED",
             now,
             limit,
         )
@@ -120,9 +124,11 @@ async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -
             for who, why in resolution.unreachable:
                 metrics.UNREACHABLE.inc()
                 log.warning("page %s morning notice: cannot reach %s: %s", row["page_id"], who, why)
+            night = await overnight(conn, roster, row["page_id"], hit.sighting.district)
             await _notify(
-                conn, row["page_id"], NOTICE_STEP, resolution.recipients, hit, notice, [], frozen, now
-            )
+                conn, row["page_id"], NOTICE_STEP, resolution.recipients, hit, notice, [], frozen, now,
+                night=night,
+            )  # fmt: skip
             await conn.execute("UPDATE pages SET notice_due_at = NULL WHERE page_id = $1", row["page_id"])
             metrics.ESCALATIONS.labels(metrics.MORNING_NOTICE_STEP).inc()
     return len(rows)
@@ -179,8 +185,13 @@ async def _notify(
     previous: list[str],
     frozen: Plan,
     now: datetime,
+    *,
+    night: NightOutcome | None = None,
 ) -> None:
-    """One pending notification per recipient, committed with the decision; the sender does the rest."""
+    """One pending notification per recipient, committed with the decision; the sender does the rest.
+
+    ``night``: this is the morning notice, told what happened overnight.
+    """
     for officer in recipients:
         code = reply_code(int(await conn.fetchval("SELECT nextval('reply_code_seq')")))
         await conn.execute(
@@ -193,7 +204,7 @@ async def _notify(
             officer.officer_id,
             officer.phone,
             code,
-            _render(hit, step, code, previous, frozen.info_only),
+            _render(hit, step, code, previous, frozen.info_only, officer, night),
             now,
         )
 
@@ -211,14 +222,25 @@ async def _previous_recipients(conn: Connection, page_id: uuid.UUID, index: int)
     ]
 
 
-def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: bool) -> str:
+def _render(
+    hit: HitV1,
+    step: Step,
+    code: str,
+    previous: list[str],
+    info_only: bool,
+    officer: Officer,
+    night: NightOutcome | None,
+) -> str:
     s = hit.sighting
+    locate = info_only or hit.action is Action.LOCATE
+    # The police station at night holds the vehicle for the court; it does not seize it.
+    seize = "hold" if officer.role is Role.STATION_DUTY else "seize"
     facts = {
         "plate": hit.entry_plate,
         "place": s.device_name or s.device_id,
         "observed_at": s.observed_at,
         "case_number": hit.case_number,
-        "action": "locate" if info_only or hit.action is Action.LOCATE else "seize",
+        "action": "locate" if locate else seize,
         "match_kind": hit.match_kind.value,
         "score": hit.score if hit.match_kind is not MatchKind.EXACT else 1.0,
         "reply_code": code,
@@ -228,6 +250,16 @@ def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: b
         # The court's record of the colour, else the camera's (often wrong at night, but better than none).
         "plate_colour": hit.plate_colour if hit.plate_colour is not PlateColour.UNKNOWN else s.plate_colour,
     }
+    if night is not None and night.kind is not Overnight.NOTHING and not locate:
+        del facts["action"]
+        return render_morning(
+            overnight=night.kind.value,  # type: ignore[arg-type]  # a value of the Literal (not NOTHING)
+            holder=night.holder_name,
+            custody=night.custody,
+            left_at=night.left_at,
+            take_over=night.by_station,
+            **facts,  # type: ignore[arg-type]  # the keys are render_morning's parameters
+        )
     if step.kind is StepKind.FIRST:
         return render_alert(**facts)  # type: ignore[arg-type]  # the keys are render_alert's parameters
     return render_escalated(previous="、".join(previous) or "值班人员", **facts)  # type: ignore[arg-type]

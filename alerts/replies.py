@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alerts import custody, handover, metrics, tasks
+from alerts import custody, handover, metrics, overnight, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
 from alerts.pages import PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
@@ -133,7 +133,7 @@ async def _apply(
     async with conn.transaction():
         row = await conn.fetchrow(
             "SELECT n.page_id, n.task_id, n.step, p.state, p.acknowledged_by, p.created_at,"
-            " COALESCE(p.hit->>'entry_plate', e.plate) AS plate"
+            " COALESCE(p.hit->>'entry_plate', e.plate) AS plate, p.hit->'sighting'->>'district' AS district"
             " FROM notifications n LEFT JOIN pages p USING (page_id)"
             " LEFT JOIN tasks t ON t.task_id = n.task_id LEFT JOIN watch_entries e ON e.entry_id = t.entry_id"
             " WHERE n.officer_id = $1 AND n.reply_code = $2"
@@ -154,6 +154,9 @@ async def _apply(
                 result = await _take(conn, roster, now, officer, row, plate)
             else:
                 result = ReplyResult("taken", f"已确认：{plate} 由您接手。")
+            if result.outcome == "taken_over" and page_id is not None:
+                # The station may have seized it already: the hand-over is of that task, state and all.
+                task_id = await tasks.task_of_page(conn, page_id, live=False)
             if result.outcome in {"taken", "taken_over"}:
                 await _tell_and_take_task(
                     conn, roster, now, channel, officer, page_id, task_id, plate, result
@@ -242,16 +245,25 @@ async def _tell_and_take_task(
         over_station=over_station, now=now,
     )  # fmt: skip
     if task_id is not None:
-        await _take_task(conn, task_id, officer, channel, now, told)
+        await _take_task(conn, task_id, officer, channel, now, told, over_station=over_station)
 
 
 async def _take_task(
-    conn: Connection, task_id: uuid.UUID, officer: Officer, channel: str, now: datetime, told: list[str]
+    conn: Connection,
+    task_id: uuid.UUID,
+    officer: Officer,
+    channel: str,
+    now: datetime,
+    told: list[str],
+    *,
+    over_station: bool = False,
 ) -> None:
     """The page's taker becomes the task's assignee (a court taking over from the station included).
 
     Either is a task event naming who was told: the first take moves the task to ``acknowledged``; a
-    take-over of a task someone else holds keeps its state (detail ``{"event": "taken_over", "from": …}``).
+    take-over of a task someone else holds keeps its state (detail ``{"event": "taken_over", "from": …}``),
+    a seized one's custody included: the court takes over a vehicle the station seized, it does not seize
+    it again.
     """
     task = await conn.fetchrow("SELECT state, assignee FROM tasks WHERE task_id = $1 FOR UPDATE", task_id)
     if task is None or task["assignee"] == officer.officer_id:
@@ -259,10 +271,15 @@ async def _take_task(
     if task["state"] == "open":
         await tasks.transition(conn, task_id, "acknowledged", actor=officer.officer_id, channel=channel,
                                now=now, detail={"event": "taken", "told": told})  # fmt: skip
-    elif task["state"] in tasks.LIVE:
+    elif task["state"] in tasks.LIVE or (over_station and task["state"] == "seized"):
         await conn.execute("UPDATE tasks SET assignee = $2, updated_at = $3 WHERE task_id = $1", task_id,
                            officer.officer_id, now)  # fmt: skip
-        detail: dict[str, object] = {"event": "taken_over", "from": task["assignee"], "told": told}
+        held_by = task["assignee"] or await conn.fetchval(
+            "SELECT actor FROM task_events WHERE task_id = $1 AND to_state = 'seized'"
+            " ORDER BY at DESC, event_id DESC LIMIT 1",
+            task_id,
+        )
+        detail: dict[str, object] = {"event": "taken_over", "from": held_by, "told": told}
         await tasks.record_event(
             conn, task_id, now, officer.officer_id, channel, task["state"], task["state"], detail
         )
@@ -288,14 +305,21 @@ async def _take(
         return ReplyResult("taken", f"已确认：{plate} 由您接手。", page_id)
     if row["acknowledged_by"] == officer.officer_id:
         return ReplyResult("already_yours", f"{plate} 已由您接手。", page_id)
+    # Who holds the vehicle: whoever took the page, or the station that seized it without taking the page
+    # first (a seizure cancels an open page).
+    night = await overnight.overnight(conn, roster, page_id, row["district"])
     holder = roster.officer(row["acknowledged_by"]) if row["acknowledged_by"] else None
+    if state == "cancelled" and night.kind is overnight.Overnight.SEIZED:
+        holder = night.holder
     if (
-        state == "acknowledged"
+        state in ("acknowledged", "cancelled")
+        and (state == "acknowledged" or night.kind is overnight.Overnight.SEIZED)
         and holder is not None
         and holder.role is Role.STATION_DUTY
         and (officer.role is not Role.STATION_DUTY)
     ):
-        # The police station held the vehicle overnight; the court now takes it over.
+        # The police station held (or seized) the vehicle overnight; the court now takes it over. A seized
+        # page stays as it is (its task keeps its state and custody): only who holds it changes.
         await conn.execute(
             "UPDATE pages SET acknowledged_by = $2, updated_at = $3 WHERE page_id = $1",
             page_id,
@@ -303,7 +327,15 @@ async def _take(
             now,
         )
         log.info("page %s taken over from the station by %s", page_id, officer.officer_id)
-        return ReplyResult("taken_over", f"已确认：{plate} 由您从派出所接手。", page_id)
+        station = overnight.holder_name(roster, holder, row["district"])
+        answer = f"已确认：{plate} 由您从{station}接手"
+        if night.kind is overnight.Overnight.SEIZED:
+            answer += (
+                f"，车辆已扣押，存放于{night.custody}。" if night.custody else "，车辆已扣押，存放地点未录。"
+            )
+        else:
+            answer += "，请与其交接车辆。"
+        return ReplyResult("taken_over", tasks.fit_sms(answer), page_id)
     if state == "acknowledged":
         return ReplyResult("already_taken", f"{plate} 已由他人接手，无需处理。", page_id)
     return ReplyResult(f"page_{state}", f"{plate} 的查控已结束（{state}）。", page_id)

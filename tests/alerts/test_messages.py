@@ -20,6 +20,7 @@ from alerts.messages import (
     parse_reply,
     render_alert,
     render_escalated,
+    render_morning,
     render_taken,
     render_update,
     reply_code,
@@ -487,3 +488,80 @@ def test_render_taken_fits_one_sms_whatever_the_name() -> None:
     assert text.startswith("【执行查控 K7Q】浙J12345 已由长")
     assert text.endswith("…从派出所接手，无需处理。")
     assert "执行法官" not in text  # the role goes first
+
+
+# ------------------------------------------------------------------------------ the night and the morning
+
+
+def test_the_station_is_asked_to_hold_the_vehicle_for_the_court() -> None:
+    text = alert(action="hold")
+    assert "请控制车辆，留置待法院接手。回复1 K7Q接手，2 K7Q非本人" in text
+    assert "扣押" not in text
+    squeezed = alert(action="hold", vehicle="白色 大众帕萨特", address="长" * 60, match_kind="ocr", score=0.8)
+    assert segments(squeezed) <= 2
+    assert "留置待法院接手" in squeezed  # its short form, at least
+
+
+def morning(**overrides: object) -> str:
+    arguments: dict[str, object] = {
+        "overnight": "held",
+        "holder": "椒江区白云派出所",
+        "plate": "浙J12345",
+        "place": PLACE,
+        "observed_at": SEEN,
+        "case_number": CASE,
+        "match_kind": "exact",
+        "score": 1.0,
+        "reply_code": "K7Q",
+    }
+    return render_morning(**{**arguments, **overrides})  # type: ignore[arg-type]  # test helper
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "案号(2024)浙1002执1201号，已由椒江区白云派出所控制。请接手。回复1 K7Q接手"),
+        (
+            {"overnight": "seized", "custody": "椒江区扣押场"},
+            "已由椒江区白云派出所扣押，存放于椒江区扣押场。请接手。回复1 K7Q接手",
+        ),
+        (
+            {"overnight": "seized"},
+            "已由椒江区白云派出所扣押，存放地点未录。请接手。回复1 K7Q接手",
+        ),  # custody not recorded
+        ({"overnight": "not_found"}, "案号(2024)浙1002执1201号，椒江区白云派出所未找到该车。"),
+        (
+            {"overnight": "left", "holder": None, "left_at": SEEN + timedelta(hours=1)},
+            "11-23 03:51已驶离。请扣押。回复1 K7Q接手，2 K7Q非本人",
+        ),
+    ],
+)
+def test_render_morning_says_what_happened_overnight(overrides: dict[str, object], expected: str) -> None:
+    text = morning(**overrides)
+    assert text.startswith("【执行查控 K7Q】浙J12345 11-23 02:51 出现在椒江万达广场停车场1号入口。")
+    assert text.endswith(expected)
+    assert segments(text) <= 2
+    if overrides.get("overnight") != "left":
+        assert "请扣押" not in text  # a hand-over or news, never a fresh seizure
+
+
+def test_render_morning_keeps_the_custody_and_the_take_over_code_when_space_runs_out() -> None:
+    text = morning(
+        overnight="seized", custody="台州某拖车保管公司" * 6, vehicle="白色 大众帕萨特", address="长" * 40,
+        urgent=True, plate_colour=PlateColour.BLUE,
+    )  # fmt: skip
+    assert segments(text) == 2
+    assert text.startswith(f"{URGENT_MARK}【执行查控 K7Q】")
+    assert "存放于台州某拖车保管公司" in text
+    assert text.endswith("。请接手。回复1 K7Q接手")
+
+
+def test_render_morning_of_a_vehicle_that_left_needs_when() -> None:
+    with pytest.raises(ValueError, match="left_at"):
+        morning(overnight="left")
+
+
+def test_render_morning_of_a_vehicle_the_court_holds_already_asks_nothing() -> None:
+    text = morning(overnight="seized", holder="张伟", custody="椒江区扣押场", take_over=False)
+    assert text.endswith("已由张伟扣押，存放于椒江区扣押场。")
+    assert "接手" not in text

@@ -263,7 +263,7 @@ async def test_the_court_taking_over_from_the_station_tells_the_station_and_reco
     pager.clock.now = NIGHT + timedelta(hours=10, minutes=1)  # 08:01: the court's morning notice
     notices = await sent(isolated, page_id, -1, 2)
     judge_code = notices["jj-j2"]["reply_code"]
-    assert "从派出所接手" in await reply(pager, "jj-j2", f"1 {judge_code}")
+    assert "由您从椒江区白云派出所接手" in await reply(pager, "jj-j2", f"1 {judge_code}")
     assert "已由您接手" in await reply(pager, "jj-j2", f"1 {judge_code}")  # again: nobody told twice
 
     told = await sent(isolated, page_id, TAKEN_OVER_STEP, 2)

@@ -313,6 +313,6 @@ async def test_the_court_is_told_when_the_night_ends_and_takes_over_from_the_sta
     assert {n["officer_id"] for n in notices} == {"jj-j2", "jj-p2"}  # the court's duty, never woken at night
     judge = next(n for n in notices if n["officer_id"] == "jj-j2")
     taken = await pager.fake.inbound(inbound, PHONE["jj-j2"], f"1 {judge['reply_code']}")
-    assert "从派出所接手" in taken.text
+    assert "由您从椒江区白云派出所接手" in taken.text
     row = await page_row(isolated, page_id)
     assert (row["state"], row["acknowledged_by"], row["notice_due_at"]) == ("acknowledged", "jj-j2", None)
