@@ -217,7 +217,7 @@ async def test_the_pager_sends_again_once_postgres_is_back(
             lambda: first_steps(isolated, before),
             lambda rows: [r["send_state"] for r in rows] == ["sent"] * 2,
         )
-        hit = await make_hit(isolated, plate="浙J83002", observed_at=datetime.now(UTC))
+        hit = await make_hit(isolated, plate="浙J83002", observed_at=datetime.now(UTC), district=None)
         await asyncio.to_thread(services.stop_postgres)
         try:
             await publish(isolated, hit)  # taken while PostgreSQL is down: retried until it is back

@@ -200,10 +200,12 @@ async def test_the_ingest_answers_2xx_soon_after_each_broker_restart_and_keeps_e
     load = Load(base_url)
     load.start()
     recoveries: list[tuple[str, float]] = []
+    # Each kind twice, alternating: what one restart leaves behind must not break the next. (Six were
+    # run before, three stops in a row among them; four cover the same, for 90 s less of CI.)
     faults: list[tuple[str, Callable[[], None]]] = [
-        *[(f"stop #{n}", services.stop_kafka) for n in range(1, 4)],
+        ("stop #1", services.stop_kafka),
         ("SIGKILL #1", lambda: kill_broker(services)),
-        ("stop #4", services.stop_kafka),
+        ("stop #2", services.stop_kafka),
         ("SIGKILL #2", lambda: kill_broker(services)),
     ]
     try:
