@@ -31,7 +31,8 @@ class SeizureRequestV1(BaseModel):
     priority: Priority
     requested_at: AwareDatetime
     valid_until: AwareDatetime | None
-    # Who at the court takes the call when the police stop the vehicle: the court's duty line.
+    # Who at the court takes the call when the police stop the vehicle: the court's on-duty contact
+    # (name, role, phone) from the roster; None only when the roster has nobody (alerts/traffic_contacts).
     court_contact: str | None = None
 
 

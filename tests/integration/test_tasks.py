@@ -11,11 +11,14 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from alerts.rosterstore import load_roster
 from alerts.settings import PagerSettings
+from alerts.traffic_contacts import refresh_contacts
 from connectors.auth import API_KEY_HEADER, source_secret
 from connectors.registry import AuthMethod, Connector, add_source
 from streams import watchstore
@@ -23,7 +26,7 @@ from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
 from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
-from streams.traffic import CustodyKind, ResultKind, SeizureReleaseV1, SeizureResultV1
+from streams.traffic import CustodyKind, ResultKind, SeizureReleaseV1, SeizureRequestV1, SeizureResultV1
 from streams.watchlist import WatchEntry
 from tests.conftest import (
     MASTER_KEY,
@@ -557,3 +560,72 @@ async def test_the_police_are_answered_each_result_with_its_outcome(
     again = await post_results(traffic_http, stop)
     assert again.status_code == 200, again.text
     assert again.json()["results"][0]["outcome"] == "applied_stopped"
+
+
+async def latest_request(isolated: Isolated, entry: WatchEntry) -> dict[str, Any]:
+    conn = await conn_of(isolated)
+    try:
+        payload = await conn.fetchval(
+            "SELECT payload FROM outbox WHERE topic = $1 AND key = $2 ORDER BY id DESC LIMIT 1",
+            SEIZURE_REQUESTS,
+            str(entry.entry_id),
+        )
+    finally:
+        await conn.close()
+    assert payload is not None
+    return dict(orjson.loads(payload))
+
+
+async def test_every_request_carries_the_court_on_duty_contact(
+    pager: RunningPager, isolated: Isolated, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def contact_row() -> asyncpg.Record | None:
+        conn = await conn_of(isolated)
+        try:
+            return await conn.fetchrow("SELECT * FROM court_contacts WHERE court = $1", JIAOJIANG)
+        finally:
+            await conn.close()
+
+    # The pager computes it from the roster: the duty group's judge at DAY (jj-j2, 周婷).
+    await eventually(contact_row, lambda r: r is not None and r["officer_id"] == "jj-j2")
+    entry = await watch(isolated, "浙J77777")
+    request = await latest_request(isolated, entry)
+    assert request["court_contact"] == f"周婷（执行法官） {JUDGE}"
+    on_topic = await eventually(
+        lambda: topic_records(isolated, SEIZURE_REQUESTS),
+        lambda rs: any(r.key == str(entry.entry_id).encode() for r in rs),
+    )
+    [record] = [r for r in on_topic if r.key == str(entry.entry_id).encode()]
+    assert record.value is not None
+    assert SeizureRequestV1.model_validate_json(record.value).court_contact == f"周婷（执行法官） {JUDGE}"
+    exported = orjson.loads(
+        run_seizewatch(isolated.env, "traffic", "export", "--format", "json", "--court", JIAOJIANG).stdout
+    )
+    [mine] = [r for r in exported if r["request_id"] == str(entry.entry_id)]
+    assert mine["court_contact"] == f"周婷（执行法官） {JUDGE}"
+    # The duty rotates (the next day's group): the court's requests are published again with the new one.
+    conn = await conn_of(isolated)
+    tomorrow = DAY + timedelta(days=1)
+    pager.clock.now = tomorrow  # the pager's own refreshes (every 30 s) agree with the calls below
+    try:
+        roster = await load_roster(conn)
+        next_judge = roster.officer(roster.on_duty(JIAOJIANG, tomorrow).judge)  # type: ignore[union-attr,arg-type]
+        assert next_judge is not None
+        assert next_judge.officer_id != "jj-j2"
+        assert await refresh_contacts(conn, roster, tomorrow) >= 1
+        rotated = await latest_request(isolated, entry)
+        assert rotated["court_contact"] == f"{next_judge.name}（执行法官） {next_judge.phone}"
+        assert await refresh_contacts(conn, roster, tomorrow) == 0  # unchanged: nothing republished
+        # A court nobody is on duty for: no contact, said in a warning (and the request still goes out).
+        lonely = await watchstore.add_entry(
+            conn, watchstore.NewEntry(plate="浙J77778", case_number="(2026)浙9999执1号", court="某县人民法院",
+                                      valid_from=DAY - timedelta(days=1)), by="test",
+        )  # fmt: skip
+        with caplog.at_level("WARNING", logger="alerts.traffic_contacts"):
+            await refresh_contacts(conn, roster, tomorrow)
+        assert "某县人民法院 has nobody on duty" in caplog.text
+        assert (await latest_request(isolated, lonely.entry))["court_contact"] is None
+    finally:
+        pager.clock.now = DAY
+        await refresh_contacts(conn, await load_roster(conn), DAY)  # back to the pager's day
+        await conn.close()

@@ -277,7 +277,7 @@ async def test_json_export_lists_exactly_the_seize_entries_in_force(
     assert first.requested_at == entries["seize_a1"].updated_at  # as on traffic.seizure-requests
     assert first.valid_until is None
     assert requests[1].valid_until == entries["seize_a2"].entry.valid_until
-    assert first.court_contact is None
+    assert first.court_contact is None  # no pager computed a contact for these courts
 
 
 async def test_the_export_agrees_with_the_compacted_topic(
