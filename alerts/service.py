@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from alerts.rosterstore import load_roster
 from alerts.routing import StepKind
 from alerts.settings import PagerSettings, TwilioSettings
 from alerts.sms import ConsoleSms, SmsProvider
+from alerts.traffic_contacts import refresh_contacts
 from alerts.traffic_results import apply_traffic_result
 from streams import db
 from streams import metrics as stream_metrics
@@ -53,6 +55,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 FUNNEL_EVERY = timedelta(minutes=5)
+# How often the courts' on-duty contacts for the traffic police are recomputed (real time: the clock
+# decides who is on duty, this only how often to look). A rotation shows within this long.
+CONTACTS_EVERY_S = 30.0
 _MAX_BACKOFF_S = 10.0
 
 
@@ -99,6 +104,7 @@ class Pager:
     owner: str = field(default_factory=claim_owner)
     supervisor: Supervisor | None = None
     _funnel_at: datetime | None = None
+    _contacts_at: float | None = None  # time.monotonic() of the last court-contact refresh
     _calls: set[asyncio.Task[None]] = field(default_factory=set)
     _failed: list[BaseException] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -146,6 +152,9 @@ class Pager:
             roster = await load_roster(conn)
             changed = await tasks.cancel_released(conn, roster, self.clock())
             changed += await tasks.expire_stale(conn, self.clock(), self.task_policy)
+            if self._contacts_at is None or time.monotonic() - self._contacts_at >= CONTACTS_EVERY_S:
+                self._contacts_at = time.monotonic()
+                await refresh_contacts(conn, roster, self.clock())
             rows = await conn.fetch(
                 "SELECT state, count(*) AS n FROM tasks WHERE state = ANY($1::text[]) GROUP BY state",
                 list(tasks.LIVE),

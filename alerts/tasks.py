@@ -11,6 +11,10 @@ device, outside the suppression window) or leaves a parking lot (exit read); oth
 the trail. Backfilled and late reads only join the trail. States::
 
     open → acknowledged → en_route → seized | not_found        (any live state → cancelled | expired)
+    open | acknowledged | en_route → stopped → en_route | seized | not_found
+
+``stopped`` (已拦停): the traffic police stopped the vehicle and hold it at a place until the court takes
+it over; the task keeps the place, the time and the unit holding it.
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ from streams.watchstore import mark_seized
 
 log = logging.getLogger(__name__)
 
-LIVE = ("open", "acknowledged", "en_route")
+LIVE = ("open", "acknowledged", "en_route", "stopped")
 TERMINAL = ("seized", "not_found", "cancelled", "expired")
 ALLOWED: dict[str, frozenset[str]] = {
-    "open": frozenset({"acknowledged", "en_route", "seized", "not_found", "cancelled", "expired"}),
-    "acknowledged": frozenset({"open", "en_route", "seized", "not_found", "cancelled", "expired"}),
-    "en_route": frozenset({"acknowledged", "seized", "not_found", "cancelled", "expired"}),
+    "open": frozenset({"acknowledged", "en_route", "stopped", "seized", "not_found", "cancelled", "expired"}),
+    "acknowledged": frozenset({"open", "en_route", "stopped", "seized", "not_found", "cancelled", "expired"}),
+    "en_route": frozenset({"acknowledged", "stopped", "seized", "not_found", "cancelled", "expired"}),
+    # Held by the police: the court goes there (en_route) or records the seizure; the car may be let go.
+    "stopped": frozenset({"en_route", "seized", "not_found", "cancelled"}),
 }
 # Task messages are notifications with steps of their own, apart from the page's escalation steps, in
 # bands that never meet: a (task, step, officer) is written once, so two kinds of message on one step
@@ -281,6 +287,15 @@ class Custody:
     address: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Where and when the traffic police stopped a vehicle, and who holds it there (已拦停)."""
+
+    at: datetime
+    place: str
+    held_by: str  # the police unit (交警大队) or station holding the vehicle
+
+
 async def transition(
     conn: Connection,
     task_id: uuid.UUID,
@@ -290,11 +305,13 @@ async def transition(
     channel: str,
     now: datetime,
     custody: Custody | None = None,
+    stop: Stop | None = None,
     detail: dict[str, object] | None = None,
 ) -> str:
     """Move a task to ``to_state`` (in the caller's transaction); return the state it came from.
 
-    A seizure closes the watch entry as seized; any terminal state stops the page's escalation.
+    ``stopped`` records ``stop`` (required for it) on the task. A seizure closes the watch entry as
+    seized; any terminal state stops the page's escalation.
 
     Raises:
         TaskError: no such task, or the move is not allowed from its state.
@@ -305,12 +322,16 @@ async def transition(
     current = row["state"]
     if to_state not in ALLOWED.get(current, frozenset()):
         raise TaskError(f"task {task_id} is {current}: cannot become {to_state}")
+    if to_state == "stopped" and stop is None:
+        raise TaskError(f"task {task_id}: a stop names its place, time and who holds the vehicle")
     terminal = to_state in TERMINAL
     await conn.execute(
         "UPDATE tasks SET state = $2, updated_at = $3, closed_at = CASE WHEN $4 THEN $3 ELSE closed_at END,"
         " assignee = CASE WHEN $2 = 'acknowledged' AND $5 THEN $6 ELSE assignee END,"
         " custody_kind = COALESCE($7, custody_kind), custody_name = COALESCE($8, custody_name),"
-        " custody_address = COALESCE($9, custody_address) WHERE task_id = $1",
+        " custody_address = COALESCE($9, custody_address), stopped_at = COALESCE($10, stopped_at),"
+        " stopped_place = COALESCE($11, stopped_place), stopped_by = COALESCE($12, stopped_by)"
+        " WHERE task_id = $1",
         task_id,
         to_state,
         now,
@@ -320,6 +341,9 @@ async def transition(
         custody.kind if custody else None,
         custody.name if custody else None,
         custody.address if custody else None,
+        stop.at if stop else None,
+        stop.place if stop else None,
+        stop.held_by if stop else None,
     )
     await record_event(conn, task_id, now, actor, channel, current, to_state, detail)
     metrics.TASKS.labels(to_state).inc()

@@ -44,6 +44,10 @@ class TaskView:
     custody: str | None  # where a seized vehicle is kept (the impound lot or custodian)
     custody_kind: str | None
     custody_address: str | None
+    # Stopped by the traffic police (已拦停): when, where it is held and by whom (kept once it moves on).
+    stopped_at: datetime | None = None
+    stopped_place: str | None = None
+    stopped_by: str | None = None
     timezone: str = DEFAULT_TIMEZONE  # the court's (roster), in which its times are shown
 
     @property
@@ -56,6 +60,7 @@ class TaskView:
         data["task_id"] = str(self.task_id)
         data["first_seen_at"] = local_iso(self.first_seen_at, self.zone)
         data["last_seen_at"] = local_iso(self.last_seen_at, self.zone)
+        data["stopped_at"] = local_iso(self.stopped_at, self.zone) if self.stopped_at else None
         return data
 
 
@@ -63,6 +68,7 @@ class TaskView:
 _SELECT = (
     "SELECT t.task_id, e.plate, e.case_number, t.court, t.kind, t.state, t.district, t.assignee,"
     " t.first_seen_at, t.last_seen_at, t.custody_name, t.custody_kind, t.custody_address,"
+    " t.stopped_at, t.stopped_place, t.stopped_by,"
     " (SELECT COALESCE(s.device_name, s.device_id) FROM task_sightings s WHERE s.task_id = t.task_id"
     "  ORDER BY s.observed_at DESC LIMIT 1) AS last_place,"
     f" COALESCE(c.timezone, '{DEFAULT_TIMEZONE}') AS timezone"
@@ -87,6 +93,7 @@ def _view(row: Any) -> TaskView:
         kind=row["kind"], state=row["state"], district=row["district"], assignee=row["assignee"],
         first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"], last_place=row["last_place"],
         custody=row["custody_name"], custody_kind=row["custody_kind"], custody_address=row["custody_address"],
+        stopped_at=row["stopped_at"], stopped_place=row["stopped_place"], stopped_by=row["stopped_by"],
         timezone=row["timezone"],
     )  # fmt: skip
 

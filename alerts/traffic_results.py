@@ -1,15 +1,23 @@
 """The traffic police's results (一键扣车), applied to tasks and watch entries once each, the court told.
 
-A seizure closes task and entry; a stop is recorded and the owning court asked to take over; a result
-naming another plate than its request is refused and logged. A stop of a vehicle no camera saw starts
-a task (with no page).
+A seizure closes task and entry; a stop moves the task to ``stopped`` with its place, time and the unit
+holding the vehicle, and the owning court is asked to take over. Nothing is applied, and the outcome
+says why, for a result naming another plate than its request (both plates recorded), an unknown
+request, or a vehicle already seized; a stop or seizure of a vehicle whose seal was lifted gets a
+"release it" message (:class:`~streams.traffic.SeizureReleaseV1`) on the police's list topic. A stop of
+a vehicle no camera saw starts a task (with no page). Every outcome is recorded in ``traffic_results``
+(``outcome``, ``detail``), where the connectors read it back for the police.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from alerts import metrics
 from alerts.rosters import Roster
@@ -17,6 +25,7 @@ from alerts.tasks import (
     LIVE,
     TRAFFIC_RESULT_STEP_BASE,
     Custody,
+    Stop,
     court_duty,
     fit_sms,
     new_reply_code,
@@ -26,14 +35,33 @@ from alerts.tasks import (
 )
 from streams.db import Connection
 from streams.plates import PlateError, read_plate
-from streams.traffic import ResultKind, SeizureResultV1
+from streams.topics import SEIZURE_REQUESTS
+from streams.traffic import ResultKind, ResultOutcome, SeizureReleaseV1, SeizureResultV1
+from streams.watchstore import OUTBOX_CHANNEL, ClosedReason
 
 log = logging.getLogger(__name__)
+
+# Why a seal was lifted, as the officer on the road reads it.
+_CLOSED_WORDS = {
+    ClosedReason.PAID.value: "已履行（款已付清）",
+    ClosedReason.SETTLED.value: "已执行和解",
+    ClosedReason.EXPIRED.value: "查封期限届满",
+    ClosedReason.WITHDRAWN.value: "已撤回",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What became of a result: its outcome, why in words, and the task it touched."""
+
+    outcome: ResultOutcome
+    detail: str = ""
+    task_id: uuid.UUID | None = None
 
 
 async def apply_traffic_result(
     conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
-) -> str:
+) -> ResultOutcome:
     """Apply what the traffic police report (once per result id) and tell the owning court."""
     async with conn.transaction():
         first = await conn.fetchval(
@@ -47,41 +75,48 @@ async def apply_traffic_result(
             result.model_dump_json(),
         )
         if not first:
-            return "replay"
-        outcome, task_id = await _apply_result(conn, result, roster, now)
+            metrics.TRAFFIC_RESULTS.labels(ResultOutcome.REPLAY.value).inc()
+            return ResultOutcome.REPLAY
+        applied = await _apply_result(conn, result, roster, now)
         await conn.execute(
-            "UPDATE traffic_results SET outcome = $2, task_id = $3 WHERE result_id = $1",
+            "UPDATE traffic_results SET outcome = $2, task_id = $3, detail = $4 WHERE result_id = $1",
             result.result_id,
-            outcome,
-            task_id,
+            applied.outcome.value,
+            applied.task_id,
+            applied.detail,
         )
-        metrics.TRAFFIC_RESULTS.labels(outcome).inc()
-        return outcome
+        metrics.TRAFFIC_RESULTS.labels(applied.outcome.value).inc()
+        return applied.outcome
 
 
-async def _apply_result(
-    conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
-) -> tuple[str, uuid.UUID | None]:
+async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime) -> Applied:
     entry = await conn.fetchrow(
-        "SELECT entry_id, plate, court, status FROM watch_entries WHERE entry_id = $1", result.request_id
+        "SELECT entry_id, plate, court, status, case_number, closed_reason, updated_at"
+        " FROM watch_entries WHERE entry_id = $1 FOR UPDATE",
+        result.request_id,
     )
     if entry is None:
         log.warning("traffic result %s for unknown request %s", result.result_id, result.request_id)
-        return "unknown_request", None
+        return Applied(ResultOutcome.UNKNOWN_REQUEST, f"no request {result.request_id}")
     try:
         plate_ok = read_plate(result.plate).text == entry["plate"]
     except PlateError:
         plate_ok = False
     if not plate_ok:
         log.warning("traffic result %s names another plate than its request: not applied", result.result_id)
-        return "plate_mismatch", None
+        why = f"result plate {result.plate!r} is not the request's plate {entry['plate']!r}"
+        return Applied(ResultOutcome.PLATE_MISMATCH, why)
+    if entry["status"] == "seized":
+        return Applied(ResultOutcome.ALREADY_SETTLED, "the vehicle is already seized: nothing to do")
+    if entry["status"] == "released":
+        return await _released(conn, result, entry)
     task = await conn.fetchrow(
         "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
         entry["entry_id"],
         list(LIVE),
     )
     if task is None and result.result is ResultKind.NOT_FOUND:
-        return "not_found_recorded", None
+        return Applied(ResultOutcome.NOT_FOUND_RECORDED)
     if task is None:
         # The police stopped a vehicle on their list before any camera saw it: the task starts here.
         task_id = uuid.uuid4()
@@ -112,8 +147,18 @@ async def _apply_result(
                              custody=custody, detail=detail)  # fmt: skip
         text = f"已由{result.unit}扣押于{result.place}，存放：{result.custody_name}"
     elif result.result is ResultKind.STOPPED:
-        await record_event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
-                     {**detail, "traffic": "stopped"})  # fmt: skip
+        stop = Stop(at=result.at, place=result.place, held_by=result.unit)
+        if task["state"] != "stopped":
+            await transition(conn, task_id, "stopped", actor=actor, channel="traffic_police", now=now,
+                             stop=stop, detail={**detail, "traffic": "stopped"})  # fmt: skip
+        else:  # stopped again (moved, another unit): the task keeps the latest place
+            await conn.execute(
+                "UPDATE tasks SET stopped_at = $2, stopped_place = $3, stopped_by = $4, updated_at = $5"
+                " WHERE task_id = $1",
+                task_id, stop.at, stop.place, stop.held_by, now,
+            )  # fmt: skip
+            await record_event(conn, task_id, now, actor, "traffic_police", "stopped", "stopped",
+                         {**detail, "traffic": "stopped"})  # fmt: skip
         text = f"已由{result.unit}拦停于{result.place}，请派员接手"
     else:
         await record_event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
@@ -129,4 +174,37 @@ async def _apply_result(
         code = await new_reply_code(conn)
         body = fit_sms(f"【执行查控 {code}】{entry['plate']} {text}。")
         await queue_notification(conn, task_id, task["page_id"], step, officer, code, body, now)
-    return f"applied_{result.result.value}", task_id
+    return Applied(ResultOutcome(f"applied_{result.result.value}"), task_id=task_id)
+
+
+async def _released(conn: Connection, result: SeizureResultV1, entry: Any) -> Applied:
+    """The seal was lifted: nothing is applied; a stopped or seized vehicle is to be let go."""
+    note = await conn.fetchval(
+        "SELECT reason FROM watch_entry_history WHERE entry_id = $1 AND change = 'released'"
+        " ORDER BY version DESC LIMIT 1",
+        entry["entry_id"],
+    )
+    words = _CLOSED_WORDS.get(entry["closed_reason"] or "", "已解除查封")
+    reason = f"{words}：{note}" if note else words
+    if result.result is ResultKind.NOT_FOUND:
+        return Applied(ResultOutcome.RELEASED, f"the seal was lifted ({reason})")
+    release = SeizureReleaseV1(
+        request_id=entry["entry_id"],
+        result_id=result.result_id,
+        plate=entry["plate"],
+        case_number=entry["case_number"],
+        court=entry["court"],
+        reason=reason,
+        released_at=entry["updated_at"],
+        text=f"解除扣留，放行：{entry['plate']}（{entry['case_number']}，{entry['court']}）已解除查封，{reason}",
+    )
+    # In place of the request's tombstone: the police's integration reads the key's latest value.
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+        SEIZURE_REQUESTS,
+        str(entry["entry_id"]),
+        orjson.dumps(release.model_dump(mode="json")),
+    )
+    await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    log.warning("traffic result %s: the seal was lifted; release published", result.result_id)
+    return Applied(ResultOutcome.RELEASED, f"the seal was lifted ({reason}): release it (解除扣留，放行)")

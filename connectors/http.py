@@ -55,6 +55,7 @@ class IngestContext:
     publisher: SightingPublisher
     ingestors: dict[Connector, Ingestor]
     extras: dict[str, Any]
+    postgres: PostgresSettings | None = None  # where routes read back what the pager did (traffic)
 
     @property
     def master_key(self) -> Any:
@@ -201,6 +202,7 @@ def create_app(
                         for c in Connector
                     },
                     extras=extras(settings),
+                    postgres=postgres,
                 )
                 yield
         finally:

@@ -61,3 +61,8 @@ PRODUCER_RESTARTS = Counter(
     " broker answers). Requests get 503 while it happens.",
     ["reason"],
 )
+TRAFFIC_OUTCOMES = Counter(
+    "seizewatch_ingest_traffic_outcomes_total",
+    "Traffic-police results as answered to the sender, by outcome (pending: not applied yet).",
+    ["outcome"],
+)

@@ -21,6 +21,9 @@ class IngestSettings(BaseSettings):
     freshness_s: int = Field(default=900, ge=1)
     max_json_bytes: int = Field(default=1 << 20, ge=1024)
     max_isapi_bytes: int = Field(default=8 << 20, ge=1024)  # multipart bodies carry pictures
+    # How long a traffic-police POST waits, after Kafka acknowledged, for the pager to apply its results
+    # and record their outcomes; a result not applied by then is answered "pending" (0: answer at once).
+    traffic_outcome_wait_s: float = Field(default=3.0, ge=0, le=30)
     # GA/T 1400 registration lapses after this long without a keepalive.
     gat1400_registration_s: int = Field(default=180, ge=10)
 

@@ -34,12 +34,14 @@ class ExportFormat(enum.StrEnum):
     JSON = "json"
 
 
+# The court's on-duty contact as the pager last computed it (court_contacts), as on the topic.
 _QUERY = """
-SELECT entry_id, plate, plate_colour, vehicle, case_number, court, priority, valid_until, updated_at
-FROM watch_entries
-WHERE status = 'active' AND action = 'seize'
-  AND valid_from <= $1 AND (valid_until IS NULL OR valid_until > $1)
-  AND ($2::text IS NULL OR court = $2)
+SELECT e.entry_id, e.plate, e.plate_colour, e.vehicle, e.case_number, e.court, e.priority, e.valid_until,
+       e.updated_at, c.contact
+FROM watch_entries e LEFT JOIN court_contacts c ON c.court = e.court
+WHERE e.status = 'active' AND e.action = 'seize'
+  AND e.valid_from <= $1 AND (e.valid_until IS NULL OR e.valid_until > $1)
+  AND ($2::text IS NULL OR e.court = $2)
 """
 
 
@@ -56,7 +58,7 @@ def request_of(row: asyncpg.Record) -> SeizureRequestV1:
         # As on traffic.seizure-requests (streams/watchstore.py): when this version of the entry was made.
         requested_at=row["updated_at"].astimezone(SHANGHAI),
         valid_until=row["valid_until"].astimezone(SHANGHAI) if row["valid_until"] else None,
-        court_contact=None,  # no court duty line is recorded yet
+        court_contact=row["contact"],  # None: the court has nobody on duty on the roster
     )
 
 

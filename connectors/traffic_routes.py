@@ -3,15 +3,23 @@
 A traffic-police integration (一键扣车) posts :class:`~streams.traffic.SeizureResultV1` results; each
 valid one goes to ``traffic.seizure-results`` keyed by its request id (the watch entry id), with the
 sending source in the ``seizewatch.source`` header. Nothing is applied to tasks here: the pager consumes
-that topic. The answer follows the parking route's: 2xx only after Kafka acknowledged, per-item
-rejections, 400 when nothing was valid, 503 + Retry-After when Kafka could not store the results.
+that topic and records each result's outcome in ``traffic_results``; the route waits (a bounded
+``SEIZEWATCH_INGEST_TRAFFIC_OUTCOME_WAIT_S``) for those outcomes and answers each result with its own
+(``applied_*``, ``plate_mismatch`` naming both plates, ``unknown_request``, ``released``,
+``already_settled``, or ``pending`` when the pager has not applied it yet: resend the same batch later to
+read it). 200 only when every result was applied; 207 Multi-Status when some result was not applied,
+is still pending, or was refused; 400 when nothing was valid; 503 + Retry-After when Kafka could not
+store the results (2xx only after Kafka acknowledged, as the parking route).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -24,10 +32,15 @@ from connectors.records import AdapterError, charset_of, decode_text
 from connectors.registry import Connector
 from streams.deadletter import SOURCE as SOURCE_HEADER  # the sending source, named as dead letters name it
 from streams.events import text_fault, time_fault
+from streams.settings import PostgresSettings
 from streams.topics import SEIZURE_RESULTS
-from streams.traffic import SeizureResultV1
+from streams.traffic import ResultOutcome, SeizureResultV1
+
+log = logging.getLogger(__name__)
 
 CONNECTOR = Connector.TRAFFIC
+PENDING = "pending"  # not applied by the pager yet (it may be down or behind): resend later to read it
+_POLL_S = 0.1
 MAX_RESULTS = 100
 # The contract's only rule across fields: a seizure names where the vehicle is held. Pydantic reports
 # a model-level error without a location, so the field is named from the item itself.
@@ -100,6 +113,48 @@ def encode_result(result: SeizureResultV1) -> bytes:
     return orjson.dumps(result.model_dump(mode="json"))
 
 
+async def recorded_outcomes(
+    postgres: PostgresSettings | None, result_ids: list[str], wait_s: float
+) -> dict[str, tuple[str, str]]:
+    """Each result's outcome and detail as the pager recorded them, waiting up to ``wait_s`` for all.
+
+    A result the pager has not applied yet is missing from the answer; so is every result when
+    PostgreSQL cannot be read (logged): the results are in Kafka, the sender reads the outcome later.
+    """
+    if postgres is None or not result_ids:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    deadline = time.monotonic() + wait_s
+    try:
+        conn = await asyncpg.connect(postgres.dsn.get_secret_value(), timeout=max(1.0, wait_s))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        log.warning("traffic outcomes not readable (%s): answered pending", exc)
+        return found
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT result_id, outcome, detail FROM traffic_results"
+                " WHERE result_id = ANY($1::text[]) AND outcome <> 'received'",
+                result_ids,
+            )
+            found = {r["result_id"]: (r["outcome"], r["detail"]) for r in rows}
+            if len(found) == len(set(result_ids)) or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(_POLL_S)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("traffic outcomes not readable (%s): answered pending", exc)
+        return found
+    finally:
+        await conn.close()
+
+
+def _applied(outcome: str) -> bool:
+    try:
+        return ResultOutcome(outcome).applied
+    except ValueError:  # pending
+        return False
+
+
 def add_routes(app: FastAPI) -> None:
     @app.post(
         "/traffic/v1/sources/{source_id}/results",
@@ -139,12 +194,27 @@ def add_routes(app: FastAPI) -> None:
             metrics.PRODUCE_SECONDS.labels(CONNECTOR.value).observe(time.perf_counter() - started)
         if refused:
             await ctx.ingestors[CONNECTOR].dead_letter(source_id, body, refused)
-        status = 200 if accepted else 400
+        recorded = await recorded_outcomes(
+            ctx.postgres, [r.result_id for r in accepted], ctx.settings.traffic_outcome_wait_s
+        )
+        answers = []
+        for index, item in enumerate(items):
+            if not isinstance(item, SeizureResultV1):
+                continue
+            outcome, detail = recorded.get(item.result_id, (PENDING, "not applied yet: resend to read it"))
+            metrics.TRAFFIC_OUTCOMES.labels(outcome).inc()
+            answers.append({
+                "index": index, "result_id": item.result_id, "request_id": str(item.request_id),
+                "outcome": outcome, "applied": _applied(outcome), "detail": detail,
+            })  # fmt: skip
+        everything_applied = not refused and all(a["applied"] for a in answers)
+        status = (200 if everything_applied else 207) if accepted else 400
         metrics.REQUESTS.labels(CONNECTOR.value, str(status)).inc()
         return JSONResponse(
             {
-                "accepted": len(accepted),
+                "queued": len(accepted),
                 "result_ids": [r.result_id for r in accepted],
+                "results": answers,
                 "rejected": [
                     {"index": o.index, "reason": o.reason, "field": o.field, "message": o.message}
                     for o in refused

@@ -53,7 +53,8 @@ def list_command(officer: str, district: str | None, everything: bool) -> None:
                 v.kind,
                 v.district or "-",
                 seen,
-                v.last_place or "-",
+                # A stopped vehicle is where the police hold it, whatever a camera saw last.
+                (v.stopped_place if v.state == "stopped" else v.last_place) or "-",
                 v.assignee or "-",
             )
         console.print(table)
@@ -86,6 +87,11 @@ def show_command(task_id: uuid.UUID, officer: str) -> None:
                 f"  {shown(event['at'], zone)} {event['from'] or '-'} → {event['to']}"
                 f" by {event['by']} via {event['via']}"
                 f"{_note(event['detail'])}"
+            )
+        if view.stopped_at is not None:
+            console.print(
+                f"  stopped (已拦停) {shown(view.stopped_at, zone)} at {view.stopped_place}"
+                f", held by {view.stopped_by}"
             )
         if view.custody:
             held = [view.custody, view.custody_kind, view.custody_address]

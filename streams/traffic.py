@@ -31,7 +31,29 @@ class SeizureRequestV1(BaseModel):
     priority: Priority
     requested_at: AwareDatetime
     valid_until: AwareDatetime | None
-    # Who at the court takes the call when the police stop the vehicle: the court's duty line.
+    # Who at the court takes the call when the police stop the vehicle: the court's on-duty contact
+    # (name, role, phone) from the roster; None only when the roster has nobody (alerts/traffic_contacts).
+    court_contact: str | None = None
+
+
+class SeizureReleaseV1(BaseModel):
+    """ "Release it" (解除扣留，放行): the police stopped or took a vehicle whose seal was lifted (paid,
+    settled…). Published on ``traffic.seizure-requests`` under the request's key, in place of its
+    tombstone, so the police's integration sees it; told apart from a request by ``instruction``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    instruction: Literal["release"] = "release"
+    request_id: uuid.UUID
+    result_id: str  # the result it answers
+    plate: str
+    case_number: str
+    court: str
+    reason: str  # why the seal was lifted (closed reason and the clerk's note)
+    released_at: AwareDatetime
+    text: str  # what the officer on the road reads: 解除扣留，放行 with the case and the reason
     court_contact: str | None = None
 
 
@@ -39,6 +61,34 @@ class ResultKind(enum.StrEnum):
     STOPPED = "stopped"  # stopped and held where it was found, waiting for the court
     SEIZED = "seized"  # taken into custody (impound lot or custodian)
     NOT_FOUND = "not_found"  # searched, not found
+
+
+class ResultOutcome(enum.StrEnum):
+    """What became of one traffic-police result (recorded in ``traffic_results.outcome``)."""
+
+    APPLIED_STOPPED = "applied_stopped"  # the task is now stopped, with the place; the court told
+    APPLIED_SEIZED = "applied_seized"  # the task and entry closed as seized; the court told
+    APPLIED_NOT_FOUND = "applied_not_found"  # noted on the live task; the court told
+    NOT_FOUND_RECORDED = "not_found_recorded"  # noted; there was no task to note it on
+    PLATE_MISMATCH = "plate_mismatch"  # the result's plate is not the request's: not applied
+    UNKNOWN_REQUEST = "unknown_request"  # no such request: not applied
+    RELEASED = "released"  # the seal was lifted: not applied; "release it" published for a stop/seizure
+    ALREADY_SETTLED = "already_settled"  # the vehicle is already seized: not applied
+    REPLAY = "replay"  # this result id was applied before: nothing more done
+
+    @property
+    def applied(self) -> bool:
+        return self in _APPLIED
+
+
+_APPLIED = frozenset(
+    {
+        ResultOutcome.APPLIED_STOPPED,
+        ResultOutcome.APPLIED_SEIZED,
+        ResultOutcome.APPLIED_NOT_FOUND,
+        ResultOutcome.NOT_FOUND_RECORDED,
+    }
+)
 
 
 class CustodyKind(enum.StrEnum):

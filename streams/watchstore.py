@@ -125,24 +125,68 @@ async def _audit_and_publish(
         )
     if entry.action is Action.SEIZE:
         # The traffic police's list (一键扣车) follows every addition, release and seizure.
-        request = SeizureRequestV1(
-            request_id=entry.entry_id,
-            plate=entry.plate.text,
-            plate_colour=entry.plate_colour,
-            vehicle=entry.vehicle,
-            case_number=entry.case_number,
-            court=entry.court,
-            priority=entry.priority,
-            requested_at=record.updated_at,
-            valid_until=entry.valid_until,
-        )
-        await conn.execute(
-            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
-            SEIZURE_REQUESTS,
-            str(entry.entry_id),
-            orjson.dumps(request.model_dump(mode="json")) if active else None,
+        await _publish_request(
+            conn, record, await court_contact(conn, entry.court) if active else None, active
         )
     await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+
+
+async def court_contact(conn: Connection, court: str) -> str | None:
+    """The court's on-duty contact for the traffic police, as the pager last computed it (or none)."""
+    value = await conn.fetchval("SELECT contact FROM court_contacts WHERE court = $1", court)
+    return str(value) if value is not None else None
+
+
+async def _publish_request(conn: Connection, record: EntryRecord, contact: str | None, active: bool) -> None:
+    entry = record.entry
+    request = SeizureRequestV1(
+        request_id=entry.entry_id,
+        plate=entry.plate.text,
+        plate_colour=entry.plate_colour,
+        vehicle=entry.vehicle,
+        case_number=entry.case_number,
+        court=entry.court,
+        priority=entry.priority,
+        requested_at=record.updated_at,
+        valid_until=entry.valid_until,
+        court_contact=contact,
+    )
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+        SEIZURE_REQUESTS,
+        str(entry.entry_id),
+        orjson.dumps(request.model_dump(mode="json")) if active else None,
+    )
+
+
+async def set_court_contact(
+    conn: Connection, court: str, contact: str | None, *, officer_id: str | None, now: datetime
+) -> int | None:
+    """Record the court's contact (None: nobody to give) and, when it changed, republish the court's
+    active seize requests with it.
+
+    Returns how many requests were republished, or None when the contact did not change. Runs in the
+    caller's transaction.
+    """
+    row = await conn.fetchrow("SELECT contact FROM court_contacts WHERE court = $1 FOR UPDATE", court)
+    if row is not None and row["contact"] == contact:
+        return None
+    await conn.execute(
+        "INSERT INTO court_contacts (court, contact, officer_id, updated_at) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (court) DO UPDATE SET contact = $2, officer_id = $3, updated_at = $4",
+        court,
+        contact,
+        officer_id,
+        now,
+    )
+    rows = await conn.fetch(
+        "SELECT * FROM watch_entries WHERE court = $1 AND status = 'active' AND action = 'seize'", court
+    )
+    for row in rows:
+        await _publish_request(conn, _record(row), contact, True)
+    if rows:
+        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    return len(rows)
 
 
 async def add_entry(conn: Connection, new: NewEntry, *, by: str) -> EntryRecord:

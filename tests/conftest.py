@@ -165,6 +165,8 @@ async def ingest(isolated: Isolated, tmp_path_factory: pytest.TempPathFactory) -
         **isolated.env,
         "SEIZEWATCH_INGEST_MASTER_KEY": MASTER_KEY,
         "SEIZEWATCH_INGEST_PRODUCE_TIMEOUT_S": "3",
+        # No pager runs beside it: traffic results are answered "pending" at once, not after a wait.
+        "SEIZEWATCH_INGEST_TRAFFIC_OUTCOME_WAIT_S": "0",
     }
     proc = spawn("ingest", env, tmp_path_factory.mktemp("ingest") / "ingest.log", "SEIZEWATCH_INGEST_PORT")
     try:

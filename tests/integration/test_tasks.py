@@ -6,22 +6,37 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 
+from alerts.rosterstore import load_roster
 from alerts.settings import PagerSettings
+from alerts.traffic_contacts import refresh_contacts
+from connectors.auth import API_KEY_HEADER, source_secret
+from connectors.registry import AuthMethod, Connector, add_source
 from streams import watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
 from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
-from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
+from streams.traffic import CustodyKind, ResultKind, SeizureReleaseV1, SeizureRequestV1, SeizureResultV1
 from streams.watchlist import WatchEntry
-from tests.conftest import Isolated, eventually, run_seizewatch, topic_records
+from tests.conftest import (
+    MASTER_KEY,
+    Isolated,
+    eventually,
+    run_seizewatch,
+    spawn,
+    stop_process,
+    topic_records,
+)
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.pager_support import (
     API_TOKEN,
@@ -364,3 +379,282 @@ async def test_a_long_lived_task_s_messages_never_take_one_another_s_place(
     told = await task_messages(isolated, task["task_id"], minimum=4)
     cancelled = [n for n in told if "解除查封" in n["body"]]
     assert {n["officer_id"] for n in cancelled} == {u["officer_id"] for u in updates}, told
+
+
+async def send_results(isolated: Isolated, *results: SeizureResultV1) -> None:
+    """The traffic police's integration producing to their result topic."""
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for r in results:
+            await producer.send_and_wait(
+                isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(r.request_id).encode(),
+                value=r.model_dump_json().encode(),
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+def traffic_result(request_id: uuid.UUID, plate: str, kind: ResultKind, **changes: Any) -> SeizureResultV1:
+    fields: dict[str, Any] = {
+        "result_id": f"tp-{uuid.uuid4().hex[:8]}", "request_id": request_id, "plate": plate, "result": kind,
+        "at": DAY + timedelta(minutes=20), "place": "G15 路桥收费站", "district": "331004",
+        "officer": "王警官 (警号 12345)", "unit": "路桥交警大队",
+    }  # fmt: skip
+    return SeizureResultV1(**{**fields, **changes})
+
+
+async def outcome_of(isolated: Isolated, result: SeizureResultV1) -> asyncpg.Record:
+    async def probe() -> asyncpg.Record | None:
+        conn = await conn_of(isolated)
+        try:
+            return await conn.fetchrow(
+                "SELECT * FROM traffic_results WHERE result_id = $1 AND outcome <> 'received'",
+                result.result_id,
+            )
+        finally:
+            await conn.close()
+
+    row = await eventually(probe, lambda r: r is not None)
+    assert row is not None
+    return row
+
+
+async def test_a_stop_is_a_task_state_with_its_place_time_and_holder(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J77771")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    stop = traffic_result(entry.entry_id, "浙J77771", ResultKind.STOPPED)
+    await send_results(isolated, stop)
+    assert (await outcome_of(isolated, stop))["outcome"] == "applied_stopped"
+    task = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "stopped")
+    assert (task["stopped_place"], task["stopped_by"]) == ("G15 路桥收费站", "路桥交警大队")
+    assert task["stopped_at"] == DAY + timedelta(minutes=20)
+    # The court's duty officers are told to take it over (the judge and judicial police on duty).
+    told = await task_messages(isolated, task["task_id"], minimum=2)
+    assert all("拦停于G15 路桥收费站" in n["body"] for n in told)
+    assert "jj-j2" in {n["officer_id"] for n in told}
+    auth = {"Authorization": f"Bearer {API_TOKEN}", "X-Officer-Id": "jj-j2"}
+    async with httpx.AsyncClient(base_url=pager.url) as client:
+        listed = (await client.get("/api/v1/tasks", headers=auth)).json()["tasks"]
+        view = next(t for t in listed if t["task_id"] == str(task["task_id"]))
+        assert (view["state"], view["stopped_place"], view["stopped_by"]) == (
+            "stopped", "G15 路桥收费站", "路桥交警大队",
+        )  # fmt: skip
+        assert view["stopped_at"] == "2026-11-23T10:20:00+08:00"
+    listed_cli = run_seizewatch(isolated.env, "tasks", "list", "--officer", "jj-j2").stdout
+    assert "stopped" in listed_cli
+    shown = run_seizewatch(isolated.env, "tasks", "show", str(task["task_id"]), "--officer", "jj-j2").stdout
+    assert "open → stopped by traffic:路桥交警大队" in shown
+    assert "held by 路桥交警大队" in shown
+    # Still the vehicle's one live task: the police's seizure then closes it.
+    seized = traffic_result(
+        entry.entry_id, "浙J77771", ResultKind.SEIZED, at=DAY + timedelta(minutes=50),
+        custody_kind=CustodyKind.IMPOUND_LOT, custody_name="路桥区扣押场",
+    )  # fmt: skip
+    await send_results(isolated, seized)
+    assert (await outcome_of(isolated, seized))["outcome"] == "applied_seized"
+    done = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "seized")
+    assert done["stopped_place"] == "G15 路桥收费站"  # where it was stopped stays on record
+
+
+async def test_results_not_applied_say_why(pager: RunningPager, isolated: Isolated) -> None:
+    entry = await watch(isolated, "浙J77772")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    other_plate = traffic_result(entry.entry_id, "浙J77773", ResultKind.STOPPED)
+    unknown = traffic_result(uuid.uuid4(), "浙J77772", ResultKind.STOPPED)
+    await send_results(isolated, other_plate, unknown)
+    mismatch = await outcome_of(isolated, other_plate)
+    assert mismatch["outcome"] == "plate_mismatch"
+    assert "浙J77773" in mismatch["detail"]
+    assert "浙J77772" in mismatch["detail"]
+    assert (await outcome_of(isolated, unknown))["outcome"] == "unknown_request"
+    assert (await task_of(isolated, entry))["state"] == "open"  # neither was applied
+    seized = traffic_result(
+        entry.entry_id, "浙J77772", ResultKind.SEIZED, custody_kind=CustodyKind.IMPOUND_LOT,
+        custody_name="路桥区扣押场",
+    )  # fmt: skip
+    await send_results(isolated, seized)
+    await outcome_of(isolated, seized)
+    late_stop = traffic_result(entry.entry_id, "浙J77772", ResultKind.STOPPED)
+    await send_results(isolated, late_stop)
+    assert (await outcome_of(isolated, late_stop))["outcome"] == "already_settled"
+    task = await task_of(isolated, entry)  # one task, still seized: no new task was opened
+    assert task["state"] == "seized"
+
+
+async def test_a_stop_of_a_released_vehicle_gets_release_it_on_the_police_list(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J77774")
+    conn = await conn_of(isolated)
+    try:
+        await watchstore.release_entry(conn, entry.entry_id, by="clerk", reason="当事人已付清",
+                                       closed=watchstore.ClosedReason.PAID)  # fmt: skip
+    finally:
+        await conn.close()
+    stop = traffic_result(entry.entry_id, "浙J77774", ResultKind.STOPPED)
+    await send_results(isolated, stop)
+    row = await outcome_of(isolated, stop)
+    assert row["outcome"] == "released"
+    assert "release it" in row["detail"]
+
+    async def values() -> list[object]:
+        return [
+            r.value
+            for r in await topic_records(isolated, SEIZURE_REQUESTS)
+            if r.key == str(entry.entry_id).encode()
+        ]
+
+    # The request, its tombstone (released), then "release it" for the stop.
+    seen_values = await eventually(values, lambda v: len(v) >= 3 and v[-1] is not None)
+    release = SeizureReleaseV1.model_validate_json(seen_values[-1])  # type: ignore[arg-type]
+    assert (release.instruction, release.result_id, release.case_number) == (
+        "release", stop.result_id, entry.case_number,
+    )  # fmt: skip
+    assert "解除扣留" in release.text
+    assert entry.case_number in release.text
+    assert "付清" in release.text
+    conn = await conn_of(isolated)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM tasks WHERE entry_id = $1", entry.entry_id) == 0
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def traffic_http(
+    pager: RunningPager, isolated: Isolated, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The connectors beside the running pager, waiting long enough for it to apply what is posted."""
+    conn = await conn_of(isolated)
+    try:
+        await add_source(conn, "tp-luqiao", Connector.TRAFFIC, AuthMethod.API_KEY)
+    finally:
+        await conn.close()
+    env = {
+        **isolated.env,
+        "SEIZEWATCH_INGEST_MASTER_KEY": MASTER_KEY,
+        "SEIZEWATCH_INGEST_TRAFFIC_OUTCOME_WAIT_S": "20",
+    }
+    proc = spawn("ingest", env, tmp_path_factory.mktemp("ingest") / "ingest.log", "SEIZEWATCH_INGEST_PORT")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proc.port}", timeout=60) as client:
+
+            async def healthy() -> bool:
+                assert proc.process.poll() is None, f"ingest died:\n{proc.tail()}"
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(healthy, bool, within=60)
+            yield client
+    finally:
+        stop_process(proc)
+
+
+async def post_results(client: httpx.AsyncClient, *results: SeizureResultV1) -> httpx.Response:
+    return await client.post(
+        "/traffic/v1/sources/tp-luqiao/results",
+        json={"results": [r.model_dump(mode="json") for r in results]},
+        headers={API_KEY_HEADER: source_secret(SecretStr(MASTER_KEY), "tp-luqiao", 1)},
+    )
+
+
+async def test_the_police_are_answered_each_result_with_its_outcome(
+    traffic_http: httpx.AsyncClient, pager: RunningPager, isolated: Isolated
+) -> None:
+    entry = await watch(isolated, "浙J77775")
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    stop = traffic_result(entry.entry_id, "浙J77775", ResultKind.STOPPED)
+    other_plate = traffic_result(entry.entry_id, "浙J77776", ResultKind.STOPPED)
+    unknown = traffic_result(uuid.uuid4(), "浙J77775", ResultKind.NOT_FOUND)
+    response = await post_results(traffic_http, stop, other_plate, unknown)
+    assert response.status_code == 207, response.text  # not everything was applied
+    answers = {a["result_id"]: a for a in response.json()["results"]}
+    assert (answers[stop.result_id]["outcome"], answers[stop.result_id]["applied"]) == (
+        "applied_stopped",
+        True,
+    )
+    mismatch = answers[other_plate.result_id]
+    assert (mismatch["outcome"], mismatch["applied"]) == ("plate_mismatch", False)
+    assert "浙J77776" in mismatch["detail"]
+    assert "浙J77775" in mismatch["detail"]
+    assert (answers[unknown.result_id]["outcome"], answers[unknown.result_id]["applied"]) == (
+        "unknown_request", False,
+    )  # fmt: skip
+    # A resend reads the outcome recorded the first time; a batch applied whole is a plain 200.
+    again = await post_results(traffic_http, stop)
+    assert again.status_code == 200, again.text
+    assert again.json()["results"][0]["outcome"] == "applied_stopped"
+
+
+async def latest_request(isolated: Isolated, entry: WatchEntry) -> dict[str, Any]:
+    conn = await conn_of(isolated)
+    try:
+        payload = await conn.fetchval(
+            "SELECT payload FROM outbox WHERE topic = $1 AND key = $2 ORDER BY id DESC LIMIT 1",
+            SEIZURE_REQUESTS,
+            str(entry.entry_id),
+        )
+    finally:
+        await conn.close()
+    assert payload is not None
+    return dict(orjson.loads(payload))
+
+
+async def test_every_request_carries_the_court_on_duty_contact(
+    pager: RunningPager, isolated: Isolated, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def contact_row() -> asyncpg.Record | None:
+        conn = await conn_of(isolated)
+        try:
+            return await conn.fetchrow("SELECT * FROM court_contacts WHERE court = $1", JIAOJIANG)
+        finally:
+            await conn.close()
+
+    # The pager computes it from the roster: the duty group's judge at DAY (jj-j2, 周婷).
+    await eventually(contact_row, lambda r: r is not None and r["officer_id"] == "jj-j2")
+    entry = await watch(isolated, "浙J77777")
+    request = await latest_request(isolated, entry)
+    assert request["court_contact"] == f"周婷（执行法官） {JUDGE}"
+    on_topic = await eventually(
+        lambda: topic_records(isolated, SEIZURE_REQUESTS),
+        lambda rs: any(r.key == str(entry.entry_id).encode() for r in rs),
+    )
+    [record] = [r for r in on_topic if r.key == str(entry.entry_id).encode()]
+    assert record.value is not None
+    assert SeizureRequestV1.model_validate_json(record.value).court_contact == f"周婷（执行法官） {JUDGE}"
+    exported = orjson.loads(
+        run_seizewatch(isolated.env, "traffic", "export", "--format", "json", "--court", JIAOJIANG).stdout
+    )
+    [mine] = [r for r in exported if r["request_id"] == str(entry.entry_id)]
+    assert mine["court_contact"] == f"周婷（执行法官） {JUDGE}"
+    # The duty rotates (the next day's group): the court's requests are published again with the new one.
+    conn = await conn_of(isolated)
+    tomorrow = DAY + timedelta(days=1)
+    pager.clock.now = tomorrow  # the pager's own refreshes (every 30 s) agree with the calls below
+    try:
+        roster = await load_roster(conn)
+        next_judge = roster.officer(roster.on_duty(JIAOJIANG, tomorrow).judge)  # type: ignore[union-attr,arg-type]
+        assert next_judge is not None
+        assert next_judge.officer_id != "jj-j2"
+        assert await refresh_contacts(conn, roster, tomorrow) >= 1
+        rotated = await latest_request(isolated, entry)
+        assert rotated["court_contact"] == f"{next_judge.name}（执行法官） {next_judge.phone}"
+        assert await refresh_contacts(conn, roster, tomorrow) == 0  # unchanged: nothing republished
+        # A court nobody is on duty for: no contact, said in a warning (and the request still goes out).
+        lonely = await watchstore.add_entry(
+            conn, watchstore.NewEntry(plate="浙J77778", case_number="(2026)浙9999执1号", court="某县人民法院",
+                                      valid_from=DAY - timedelta(days=1)), by="test",
+        )  # fmt: skip
+        with caplog.at_level("WARNING", logger="alerts.traffic_contacts"):
+            await refresh_contacts(conn, roster, tomorrow)
+        assert "某县人民法院 has nobody on duty" in caplog.text
+        assert (await latest_request(isolated, lonely.entry))["court_contact"] is None
+    finally:
+        pager.clock.now = DAY
+        await refresh_contacts(conn, await load_roster(conn), DAY)  # back to the pager's day
+        await conn.close()
