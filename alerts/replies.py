@@ -17,7 +17,7 @@ import asyncpg
 
 from alerts import custody, handover, metrics, overnight, tasks
 from alerts.messages import Command, Reply, StopStart, parse_reply
-from alerts.pages import PAGES_CHANNEL, step_out_of_reach
+from alerts.pages import NOTICE_STEP, PAGES_CHANNEL, step_out_of_reach
 from alerts.rosters import Officer, Role, Roster
 from alerts.twilio_sms import status_advances, status_is_failure, status_is_final
 from streams.db import Connection
@@ -108,11 +108,16 @@ async def handle_api(
 ) -> ReplyResult:
     """An acknowledgement through the API: the officer must have been paged for this page."""
     officer = roster.officer(officer_id)
+    # The code of the officer's latest escalation step, else of the morning notice: a task message's
+    # (steps from TASK_STEP_BASE up) or a "taken by" notice's would make a decline step out of nothing.
     code = await conn.fetchval(
         "SELECT reply_code FROM notifications WHERE page_id = $1 AND officer_id = $2"
-        " ORDER BY step DESC LIMIT 1",
+        " AND (step >= 0 AND step < $3 OR step = $4)"
+        " ORDER BY step >= 0 DESC, step DESC LIMIT 1",
         page_id,
         officer_id,
+        tasks.TASK_STEP_BASE,
+        NOTICE_STEP,
     )
     body = f"api {command} {page_id}"
     if officer is None or code is None:

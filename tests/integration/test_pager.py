@@ -14,6 +14,7 @@ import pytest
 
 from alerts.messages import segments
 from alerts.pages import TAKEN_STEP, overdue_steps, page_id_for
+from alerts.tasks import TASK_STEP_BASE, new_reply_code
 from streams.vehicles import PlateColour, Priority
 from tests.conftest import Isolated, eventually
 from tests.fakes.twilio_server import FakeTwilio
@@ -236,6 +237,34 @@ async def test_acknowledgement_api(pager: RunningPager, isolated: Isolated) -> N
         assert (late.status_code, late.json()["outcome"]) == (409, "already_taken")
         view = (await client.get(f"/api/v1/pages/{page_id}", headers=auth)).json()
     assert (view["state"], view["acknowledged_by"]) == ("acknowledged", "jj-p2")
+
+
+async def test_declines_through_the_api_step_out_of_the_escalation_step(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """Both officers of step 0 decline through the API: the next step is due at once. The API used the
+    code of the officer's highest step, a task message's (step 100 up) once one was sent, so that
+    decline stepped out of nothing and the page waited out its timeout."""
+    page_id = await start(pager, isolated, DAY, "浙J60007")
+    await sent_at_step(isolated, page_id, 0, 2)
+    conn = await db(isolated)
+    try:  # the task's update the judge was sent since (a message of the task, on the page)
+        await conn.execute(
+            "INSERT INTO notifications (notification_id, page_id, step, officer_id, phone, reply_code, body,"
+            " send_state, next_attempt_at, created_at) VALUES ($1, $2, $3, 'jj-j2', $4, $5, 'update',"
+            " 'sent', $6, $6)",
+            uuid.uuid4(), page_id, TASK_STEP_BASE + 1, PHONE["jj-j2"], await new_reply_code(conn), DAY,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with httpx.AsyncClient(base_url=pager.url, headers=auth) as client:
+        url = f"/api/v1/pages/{page_id}/acknowledge"
+        for officer in ("jj-p2", "jj-j2"):
+            answer = await client.post(url, json={"officer_id": officer, "command": "decline"})
+            assert (answer.status_code, answer.json()["outcome"]) == (200, "declined"), answer.text
+    # No time passes on the pager's clock: only stepping out makes step 1 due.
+    assert await sent_at_step(isolated, page_id, 1, 1)
 
 
 async def test_roster_api_answers_who_is_on_duty_and_takes_a_swapped_shift(
