@@ -14,11 +14,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from alerts.messages import render_taken
+from alerts.messages import render_held_by_station, render_taken
+from alerts.overnight import holder_name
 from alerts.pages import PAGES_CHANNEL, TAKEN_OVER_STEP, TAKEN_STEP
-from alerts.rosters import ROLE_NAMES, Officer, Roster
+from alerts.rosters import ROLE_NAMES, Officer, Role, Roster
 from alerts.tasks import new_reply_code
 from streams.db import Connection
+from streams.vehicles import Priority
 
 # An SMS that went out, or may have: its recipient knows of the page. Escalation SMS still pending when
 # the page is taken are skipped by the sender, so their recipients never hear of it and are not told.
@@ -55,16 +57,33 @@ async def tell_taken(
         TAKEN_STEP,
         TAKEN_OVER_STEP,
     )
+    # The station took it: it holds the vehicle for the court (that is all it was asked), so the court's
+    # officers are asked to take it over, with a code that does (alerts.replies: a court officer's "1" on
+    # a page the station holds is the hand-over), not told that nothing is left to do.
+    station_holds = taker.role is Role.STATION_DUTY and not over_station and page_id is not None
+    station, urgent = "", False
+    if station_holds:
+        page = await conn.fetchrow(
+            "SELECT hit->'sighting'->>'district' AS district, hit->>'priority' AS priority FROM pages"
+            " WHERE page_id = $1",
+            page_id,
+        )
+        district = page["district"] if page is not None else None
+        station = holder_name(roster, taker, district)
+        urgent = page is not None and page["priority"] == Priority.URGENT.value
     told: list[str] = []
     for row in others:
         officer = roster.officer(row["officer_id"])
         if officer is None or officer.unreachable is not None:
             continue  # left the roster, or no longer reachable: nothing to tell
         code = await new_reply_code(conn)
-        body = render_taken(
-            plate=plate, taker=taker.name, role=ROLE_NAMES.get(taker.role), reply_code=code,
-            over_station=over_station,
-        )  # fmt: skip
+        if station_holds and officer.role is not Role.STATION_DUTY:
+            body = render_held_by_station(plate=plate, station=station, reply_code=code, urgent=urgent)
+        else:
+            body = render_taken(
+                plate=plate, taker=taker.name, role=ROLE_NAMES.get(taker.role), reply_code=code,
+                over_station=over_station,
+            )  # fmt: skip
         inserted = await conn.fetchval(
             "INSERT INTO notifications (notification_id, page_id, task_id, step, officer_id, phone,"
             " reply_code, body, send_state, next_attempt_at, created_at)"

@@ -725,13 +725,14 @@ def render_taken(*, plate: str, taker: str, role: str | None, reply_code: str, o
     """To the others paged with a page: who took it, in one SMS (UCS-2, 70 characters).
 
     ``【执行查控 K7Q】浙J12345 已由周婷(执行法官)接手，无需处理。`` — ``over_station``: the court took the
-    vehicle over from the police station that held it (``…从派出所接手…``). The role goes first, then the
-    name is shortened, when it would not fit.
+    vehicle over from the police station that held it (``…从派出所接手，请配合交接。``: the station, told
+    too, hands it over). The role goes first, then the name is shortened, when it would not fit.
 
     Raises:
         ValueError: ``reply_code`` is not a reply code.
     """
-    tail = "从派出所接手，无需处理。" if over_station else "接手，无需处理。"
+    # The station that held the vehicle is told to hand it over, not that nothing is left to do.
+    tail = "从派出所接手，请配合交接。" if over_station else "接手，无需处理。"
     head = f"{_head(reply_code, False)}{_clean(plate)} 已由"
     name = _clean(taker)
     for who in ([f"{name}({role})"] if role else []) + [name]:
@@ -739,3 +740,27 @@ def render_taken(*, plate: str, taker: str, role: str | None, reply_code: str, o
             return head + who + tail
     room = UCS2_SINGLE - len(head) - len(tail)
     return head + _shorten(name, max(room, 1)) + tail
+
+
+def render_held_by_station(*, plate: str, station: str, reply_code: str, urgent: bool) -> str:
+    """To a court's officers when the police station took the page: the station holds the vehicle for
+    the court, which is to take it over (the station was asked to hold it, never to settle it). One SMS
+    when it fits, the station's name shortened first; never more than two.
+
+    ``【执行查控 K7Q】浙J12345 已由椒江区白云派出所控制，留置待法院接手。回复1 K7Q接手``
+
+    Raises:
+        ValueError: ``reply_code`` is not a reply code.
+    """
+    head = f"{_head(reply_code, urgent)}{_clean(plate)} 已由"
+    tail = f"控制，留置待法院接手。回复1 {reply_code}接手"
+    name = _clean(station) or "派出所"
+    text = head + name + tail
+    if segments(text) == 1:
+        return text
+    room = UCS2_SINGLE - len(head) - len(tail)
+    if room >= 4:
+        return head + _shorten(name, room) + tail
+    return (
+        text if segments(text) <= 2 else head + _shorten(name, 2 * UCS2_PART - len(head) - len(tail)) + tail
+    )

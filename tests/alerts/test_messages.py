@@ -470,7 +470,7 @@ def test_every_code_round_trips_in_both_orders(n: int, digit: str, reverse: bool
     ("taker", "role", "over_station", "expected"),
     [
         ("周婷", "执行法官", False, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)接手，无需处理。"),
-        ("周婷", "执行法官", True, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)从派出所接手，无需处理。"),
+        ("周婷", "执行法官", True, "【执行查控 K7Q】浙J12345 已由周婷(执行法官)从派出所接手，请配合交接。"),
         ("白云派出所值班室", None, False, "【执行查控 K7Q】浙J12345 已由白云派出所值班室接手，无需处理。"),
     ],
 )
@@ -486,7 +486,7 @@ def test_render_taken_fits_one_sms_whatever_the_name() -> None:
     )
     assert segments(text) == 1
     assert text.startswith("【执行查控 K7Q】浙J12345 已由长")
-    assert text.endswith("…从派出所接手，无需处理。")
+    assert text.endswith("…从派出所接手，请配合交接。")
     assert "执行法官" not in text  # the role goes first
 
 
@@ -565,3 +565,15 @@ def test_render_morning_of_a_vehicle_the_court_holds_already_asks_nothing() -> N
     text = morning(overnight="seized", holder="张伟", custody="椒江区扣押场", take_over=False)
     assert text.endswith("已由张伟扣押，存放于椒江区扣押场。")
     assert "接手" not in text
+
+
+def test_the_court_is_asked_to_take_over_what_the_station_holds_in_one_sms() -> None:
+    from alerts.messages import render_held_by_station
+
+    text = render_held_by_station(plate="浙J12345", station="椒江区白云派出所", reply_code="K7Q", urgent=True)
+    assert text == "【紧急】【执行查控 K7Q】浙J12345 已由椒江区白云派出所控制，留置待法院接手。回复1 K7Q接手"
+    station = "浙江省台州市公安局椒江分局白云派出所（值班室）夜间留置点"
+    longest = render_held_by_station(plate="浙J12345", station=station, reply_code="K7Q", urgent=True)
+    assert segments(longest) == 1
+    assert longest.endswith("控制，留置待法院接手。回复1 K7Q接手")
+    assert "浙江省台州市" in longest

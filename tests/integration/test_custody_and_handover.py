@@ -269,7 +269,7 @@ async def test_the_court_taking_over_from_the_station_tells_the_station_and_reco
     told = await sent(isolated, page_id, TAKEN_OVER_STEP, 2)
     assert set(told) == {"st-baiyun", "jj-p2"}  # the station that held it, and the court's other officer
     for notice in told.values():
-        assert "浙J73001 已由周婷(执行法官)从派出所接手，无需处理。" in notice["body"]
+        assert "浙J73001 已由周婷(执行法官)从派出所接手，请配合交接。" in notice["body"]
         assert segments(notice["body"]) == 1
     # When the station took it at night, nobody else had been texted: nobody to tell.
     assert (

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from alerts.messages import segments
-from alerts.pages import NOTICE_STEP, TAKEN_OVER_STEP, page_id_for
+from alerts.pages import NOTICE_STEP, TAKEN_OVER_STEP, TAKEN_STEP, page_id_for
 from alerts.settings import PagerSettings
 from streams import watchstore
 from streams.events import SourceKind, new_sighting
@@ -167,6 +167,36 @@ async def test_the_station_is_asked_to_hold_the_vehicle_for_the_court_not_to_sei
     assert "扣押" not in station["body"]
     for court in told.values():  # urgent: the court is woken, and asked to seize it
         assert "请扣押。" in court["body"]
+
+
+async def test_a_station_that_takes_an_urgent_night_page_asks_the_woken_court_to_take_it_over(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """Urgent at night: the station and the court are paged together. The station's "1" only means it
+    holds the vehicle for the court: the court's officers were told "无需处理" and, an urgent page having
+    no morning notice, nobody at the court was ever asked to take it over."""
+    entry = await watch(isolated, "浙J61009", Priority.URGENT)
+    page_id = await seen(pager, isolated, entry, NIGHT)
+    told = await sent(isolated, page_id, 0, 3)
+    station = told.pop("st-baiyun")
+    assert "已确认" in await reply(pager, "st-baiyun", f"1 {station['reply_code']}")
+    notices = await sent(isolated, page_id, TAKEN_STEP, 2)
+    assert set(notices) == set(told)  # the court's two, not the station itself
+    for notice in notices.values():
+        body = notice["body"]
+        assert body.startswith("【紧急】"), body
+        assert f"已由{STATION}控制，留置待法院接手。回复1 {notice['reply_code']}接手" in body, body
+        assert "无需处理" not in body
+        assert segments(body) == 1
+    court, notice = sorted(notices.items())[0]
+    answer = await pager.fake.inbound(
+        f"{pager.url}/twilio/inbound", notice["phone"], f"1 {notice['reply_code']}"
+    )
+    assert f"由您从{STATION}接手" in answer.text, answer.text
+    [page] = await fetch(isolated, "SELECT acknowledged_by FROM pages WHERE page_id = $1", page_id)
+    assert page["acknowledged_by"] == court
+    handed = await sent(isolated, page_id, TAKEN_OVER_STEP, 2)  # the station and the court's other one
+    assert "请配合交接" in handed["st-baiyun"]["body"]
 
 
 # ------------------------------------------------------------------------------------------ the morning
