@@ -14,19 +14,23 @@ from datetime import datetime
 from alerts import metrics
 from alerts.rosters import Roster
 from alerts.tasks import (
-    LIVE,
     TASK_STEP_BASE,
     Custody,
     court_duty,
     fit_sms,
+    join_case,
+    live_task_of,
+    lock_vehicle,
     new_reply_code,
     queue_notification,
     record_event,
     transition,
+    vehicle_key,
 )
 from streams.db import Connection
 from streams.plates import PlateError, read_plate
 from streams.traffic import ResultKind, SeizureResultV1
+from streams.vehicles import EntryStatus
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,8 @@ async def _apply_result(
     conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime
 ) -> tuple[str, uuid.UUID | None]:
     entry = await conn.fetchrow(
-        "SELECT entry_id, plate, court, status FROM watch_entries WHERE entry_id = $1", result.request_id
+        "SELECT entry_id, plate, plate_colour, court, status FROM watch_entries WHERE entry_id = $1",
+        result.request_id,
     )
     if entry is None:
         log.warning("traffic result %s for unknown request %s", result.result_id, result.request_id)
@@ -75,25 +80,37 @@ async def _apply_result(
     if not plate_ok:
         log.warning("traffic result %s names another plate than its request: not applied", result.result_id)
         return "plate_mismatch", None
-    task = await conn.fetchrow(
-        "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
-        entry["entry_id"],
-        list(LIVE),
-    )
+    # The vehicle's live task, whichever of its cases opened it (one vehicle, several cases).
+    vehicle = vehicle_key(entry["plate"], entry["plate_colour"])
+    await lock_vehicle(conn, vehicle)
+    task = await live_task_of(conn, vehicle)
+    if task is None and entry["status"] in (EntryStatus.SEIZED, EntryStatus.SEIZED_OTHER_CASE):
+        log.warning("traffic result %s: the vehicle is in custody already (entry %s is %s)",
+                    result.result_id, entry["entry_id"], entry["status"])  # fmt: skip
+        return "in_custody", None
     if task is None and result.result is ResultKind.NOT_FOUND:
         return "not_found_recorded", None
+    if task is not None:
+        await join_case(conn, task, entry["entry_id"], now)
     if task is None:
         # The police stopped a vehicle on their list before any camera saw it: the task starts here.
         task_id = uuid.uuid4()
         await conn.execute(
             "INSERT INTO tasks (task_id, entry_id, kind, state, court, district, page_id, first_seen_at,"
-            " last_seen_at, created_at, updated_at)"
-            " VALUES ($1, $2, 'seize', 'open', $3, $4, NULL, $5, $5, $6, $6)",
+            " last_seen_at, created_at, updated_at, vehicle)"
+            " VALUES ($1, $2, 'seize', 'open', $3, $4, NULL, $5, $5, $6, $6, $7)",
             task_id,
             entry["entry_id"],
             entry["court"],
             result.district,
             result.at,
+            now,
+            vehicle,
+        )
+        await conn.execute(
+            "INSERT INTO task_entries (task_id, entry_id, joined_at) VALUES ($1, $2, $3)",
+            task_id,
+            entry["entry_id"],
             now,
         )
         await record_event(conn, task_id, now, f"traffic:{result.unit}", "traffic_police", None, "open",
@@ -109,7 +126,7 @@ async def _apply_result(
                           result.custody_name, result.custody_address)  # fmt: skip
         if task["state"] != "seized":
             await transition(conn, task_id, "seized", actor=actor, channel="traffic_police", now=now,
-                             custody=custody, detail=detail)  # fmt: skip
+                             custody=custody, detail=detail, under=entry["entry_id"])  # fmt: skip
         text = f"已由{result.unit}扣押于{result.place}，存放：{result.custody_name}"
     elif result.result is ResultKind.STOPPED:
         await record_event(conn, task_id, now, actor, "traffic_police", task["state"], task["state"],
