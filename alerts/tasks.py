@@ -182,7 +182,9 @@ async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime, veh
         vehicle,
     )
     await conn.execute(
-        "INSERT INTO task_entries (task_id, entry_id, joined_at) SELECT $1, unnest($2::uuid[]), $3",
+        # its own entry is listed already (the tasks trigger of migration 0012): only the others are new
+        "INSERT INTO task_entries (task_id, entry_id, joined_at) SELECT $1, unnest($2::uuid[]), $3"
+        " ON CONFLICT DO NOTHING",
         task_id,
         [hit.entry_id, *(r["entry_id"] for r in others)],
         now,

@@ -107,12 +107,6 @@ async def _apply_result(
             now,
             vehicle,
         )
-        await conn.execute(
-            "INSERT INTO task_entries (task_id, entry_id, joined_at) VALUES ($1, $2, $3)",
-            task_id,
-            entry["entry_id"],
-            now,
-        )
         await record_event(conn, task_id, now, f"traffic:{result.unit}", "traffic_police", None, "open",
                      {"result_id": result.result_id})  # fmt: skip
         metrics.TASKS.labels("opened").inc()

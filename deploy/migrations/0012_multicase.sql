@@ -25,6 +25,24 @@ CREATE TABLE task_entries (
 CREATE INDEX task_entries_entry ON task_entries (entry_id);
 INSERT INTO task_entries (task_id, entry_id, joined_at) SELECT task_id, entry_id, created_at FROM tasks;
 
+-- Whoever inserts a task (the pager, the traffic police's results, an operator's repair) gets the vehicle
+-- filled from its entry and the entry listed among its cases: the invariants hold for every writer.
+CREATE FUNCTION tasks_of_vehicle() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' AND TG_WHEN = 'BEFORE' THEN
+        IF NEW.vehicle IS NULL THEN
+            SELECT e.plate || '/' || e.plate_colour INTO NEW.vehicle FROM watch_entries e
+             WHERE e.entry_id = NEW.entry_id;
+        END IF;
+        RETURN NEW;
+    END IF;
+    INSERT INTO task_entries (task_id, entry_id, joined_at) VALUES (NEW.task_id, NEW.entry_id, NEW.created_at)
+        ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tasks_vehicle_filled BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION tasks_of_vehicle();
+CREATE TRIGGER tasks_entry_listed AFTER INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION tasks_of_vehicle();
+
 ALTER TABLE watch_entry_history DROP CONSTRAINT watch_entry_history_change_check;
 ALTER TABLE watch_entry_history ADD CONSTRAINT watch_entry_history_change_check
     CHECK (change IN ('added', 'released', 'seized', 'seized_other_case', 'updated'));

@@ -487,3 +487,26 @@ def test_render_taken_fits_one_sms_whatever_the_name() -> None:
     assert text.startswith("【执行查控 K7Q】浙J12345 已由长")
     assert text.endswith("…从派出所接手，无需处理。")
     assert "执行法官" not in text  # the role goes first
+
+
+# ------------------------------------------------------------------------------------ several cases
+
+
+def test_a_vehicle_under_several_cases_lists_them_or_counts_them_within_two_segments() -> None:
+    other = "(2026)浙1003执88号"
+    whole = alert(cases=[other])
+    assert f"案号{CASE}、{other}，" in whole
+    assert segments(whole) <= 2
+    # Space short (the place shortened first, as always): the first case and the count, never one alone.
+    many = [other, *(f"(2026)浙100{n}执恢{n}00{n}号之一" for n in range(4, 9))]
+    short = alert(cases=many, place="台州市椒江区" * 12, vehicle="白色 大众帕萨特")
+    assert segments(short) <= 2
+    assert "执1201号等7案，" in short
+    squeezed = alert(cases=[other], max_segments=1)
+    assert segments(squeezed) == 1
+    assert "等2案" in squeezed
+
+
+def test_the_cases_given_twice_or_equal_to_the_pages_own_are_listed_once() -> None:
+    assert alert(cases=[CASE, " (2026)浙1003执88号", "(2026)浙1003执88号"]).count("执88号") == 1
+    assert "等" not in alert(cases=[CASE])
