@@ -8,6 +8,7 @@ so routing never depends on the hour the tests run at.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from alerts.messages import segments
 from alerts.pages import SEIZED_TOLD_STEP
 from alerts.rosterstore import load_roster
 from alerts.settings import PagerSettings
-from alerts.tasks import court_duty
+from alerts.tasks import cancel_released, court_duty
 from streams import watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
@@ -31,7 +32,7 @@ from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
 from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
 from streams.vehicles import PlateColour
 from streams.watchlist import WatchEntry
-from tests.conftest import Isolated, eventually, topic_records
+from tests.conftest import Isolated, eventually, run_seizewatch, topic_records
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.pager_support import (
     API_TOKEN,
@@ -39,6 +40,7 @@ from tests.integration.pager_support import (
     JIAOJIANG,
     Clock,
     RunningPager,
+    bare_pager,
     import_example_roster,
     publish,
     serve_pager,
@@ -287,14 +289,13 @@ async def test_seizing_under_one_case_closes_the_others_as_seized_under_another_
     assert len(await tasks_of(isolated, (jj, hy))) == 1
     assert [p["entry_id"] for p in await pages_of(isolated, (jj, hy))] == [jj.entry_id]
 
-    # 黄岩 settles its own entry afterwards.
-    conn = await conn_of(isolated)
-    try:
-        released = await watchstore.release_entry(conn, hy.entry_id, by="hy-clerk", reason="已履行",
-                                                  closed=watchstore.ClosedReason.PAID)  # fmt: skip
-    finally:
-        await conn.close()
-    assert released.entry.status.value == "released"
+    # 黄岩 settles its own entry afterwards, by plate and case, as a clerk does.
+    done = run_seizewatch(
+        isolated.env, "watchlist", "release", "--plate", "浙J70003", "--case", hy.case_number,
+        "--reason", "已履行", "--category", "paid", "--by", "hy-clerk",
+    )  # fmt: skip
+    assert str(hy.entry_id) in done.stdout
+    assert await statuses(isolated, jj, hy) == ["seized", "released"]
 
 
 async def test_a_traffic_police_seizure_under_the_other_case_closes_both(
@@ -330,3 +331,49 @@ async def test_a_traffic_police_seizure_under_the_other_case_closes_both(
     told = await sent(isolated, task["page_id"], SEIZED_TOLD_STEP, len(jj_duty))
     assert {n["officer_id"] for n in told} == jj_duty
     assert all(hy.case_number in n["body"] and jj.case_number in n["body"] for n in told)
+
+
+async def test_releasing_one_case_keeps_the_task_until_the_vehicles_last_case_is_released(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    jj, hy = await two_cases(isolated, "浙J70005")
+    await read(pager, isolated, (jj, hy), "kk-a", DAY)
+    [task] = await tasks_of(isolated, (jj, hy))
+    conn = await conn_of(isolated)
+    try:
+        await watchstore.release_entry(conn, jj.entry_id, by="jj-clerk", reason="执行和解",
+                                       closed=watchstore.ClosedReason.SETTLED)  # fmt: skip
+        # The round the pager's loop runs (run here, so the test knows it ran after the release).
+        assert await cancel_released(conn, await load_roster(conn), DAY) == 0
+        assert await conn.fetchval("SELECT state FROM tasks WHERE task_id = $1", task["task_id"]) == "open"
+        await watchstore.release_entry(conn, hy.entry_id, by="hy-clerk", reason="已履行",
+                                       closed=watchstore.ClosedReason.PAID)  # fmt: skip
+    finally:
+        await conn.close()
+    [after] = await eventually(lambda: tasks_of(isolated, (jj, hy)), lambda ts: ts[0]["state"] == "cancelled")
+    assert after["task_id"] == task["task_id"]
+
+
+async def test_two_pagers_taking_the_hits_of_one_read_at_once_open_one_task(isolated: Isolated) -> None:
+    """Hits are keyed by entry: the two hits of one read may reach two pager processes at the same time."""
+    jj, hy = await two_cases(isolated, "浙J70006")
+    sighting = new_sighting(
+        sighting_id=uuid.uuid4().hex, source_kind=SourceKind.CHECKPOINT, source_id="test", device_id="kk-z",
+        plate_raw="浙J70006", observed_at=DAY, received_at=DAY, district="331002", device_name="设备 kk-z",
+    )  # fmt: skip
+    hits = [HitV1.build(sighting, Match(e, MatchKind.EXACT, 1.0), matched_at=DAY) for e in (jj, hy)]
+    conn = await conn_of(isolated)
+    try:
+        for hit in hits:
+            await record_hit(conn, hit)
+    finally:
+        await conn.close()
+    settings = PagerSettings(task_suppress_window_s=180, ack_timeout_s=3600)
+    async with (
+        FakeTwilio() as fake,
+        bare_pager(isolated, fake, Clock(DAY), settings) as one,
+        bare_pager(isolated, fake, Clock(DAY), settings) as other,
+    ):
+        outcomes = await asyncio.gather(one.take_hit(hits[0]), other.take_hit(hits[1]))
+    assert sorted(outcomes) == ["opened", "suppressed"]
+    assert len(await tasks_of(isolated, (jj, hy))) == 1
