@@ -216,8 +216,8 @@ async def test_one_read_on_two_cases_makes_one_page_and_one_task_texting_each_pe
     assert len(first) == len(people)
     for n in first:
         assert segments(n["body"]) <= 2
-        assert jj.case_number in n["body"]
-        assert hy.case_number in n["body"] or "等2案" in n["body"]
+        both = jj.case_number in n["body"] and hy.case_number in n["body"]
+        assert both or "等2案" in n["body"], n["body"]
     assert len(pager.fake.messages) >= len(people)
 
 
@@ -257,45 +257,57 @@ async def test_seizing_under_one_case_closes_the_others_as_seized_under_another_
         )
     assert response.status_code == 200, response.text
 
-    # Custody once, on the one task; the case it was seized under closes as seized, the other not active.
+    # Custody once, on the one task. The case it was seized under (the task's own: whichever hit of the
+    # read the pager took first, the hits being keyed by entry) closes as seized, the other is not active.
+    own, other = (jj, hy) if task["entry_id"] == jj.entry_id else (hy, jj)
     [after] = await tasks_of(isolated, (jj, hy))
     assert (after["state"], after["custody_name"]) == ("seized", "椒江区扣押场")
-    assert await statuses(isolated, jj, hy) == ["seized", "seized_other_case"]
+    assert await statuses(isolated, own, other) == ["seized", "seized_other_case"]
 
     # Each court is told once (its duty judge and judicial police), through the notification path.
     told = await sent(isolated, task["page_id"], SEIZED_TOLD_STEP, len(people))
     assert {n["officer_id"] for n in told} == people
-    jj_duty = await duty_of(isolated, JIAOJIANG)
+    own_duty = await duty_of(isolated, own.court)
     for n in told:
         assert segments(n["body"]) <= 2
-        assert jj.case_number in n["body"]
+        assert own.case_number in n["body"]
         assert "椒江区扣押场" in n["body"]
-        if n["officer_id"] not in jj_duty:
-            assert hy.case_number in n["body"]
+        if n["officer_id"] not in own_duty:
+            assert other.case_number in n["body"]
             assert "他案已扣押" in n["body"]
+
+    # Both courts' officers see the one task with both cases and their states.
+    async with httpx.AsyncClient(base_url=pager.url) as client:
+        shown = await client.get(
+            f"/api/v1/tasks/{task['task_id']}",
+            headers={"Authorization": f"Bearer {API_TOKEN}", "X-Officer-Id": "hy-chief"},  # never texted
+        )
+    assert shown.status_code == 200, shown.text
+    cases = [(c["case_number"], c["status"]) for c in shown.json()["cases"]]
+    assert cases == [(own.case_number, "seized"), (other.case_number, "seized_other_case")]
 
     # Off the traffic police's list: a tombstone for the other case too.
     async def requests() -> list[object]:
         return [
             r.value
             for r in await topic_records(isolated, SEIZURE_REQUESTS)
-            if r.key == str(hy.entry_id).encode()
+            if r.key == str(other.entry_id).encode()
         ]
 
     await eventually(requests, lambda v: len(v) >= 2 and v[-1] is None)
 
     # A hit on the other case the matcher made before it heard: nobody paged, no new task.
-    await read(pager, isolated, (hy,), "kk-b", DAY + timedelta(minutes=40))
+    await read(pager, isolated, (other,), "kk-b", DAY + timedelta(minutes=40))
     assert len(await tasks_of(isolated, (jj, hy))) == 1
-    assert [p["entry_id"] for p in await pages_of(isolated, (jj, hy))] == [jj.entry_id]
+    assert [p["entry_id"] for p in await pages_of(isolated, (jj, hy))] == [own.entry_id]
 
-    # 黄岩 settles its own entry afterwards, by plate and case, as a clerk does.
+    # The other court settles its own entry afterwards, by plate and case, as a clerk does.
     done = run_seizewatch(
-        isolated.env, "watchlist", "release", "--plate", "浙J70003", "--case", hy.case_number,
-        "--reason", "已履行", "--category", "paid", "--by", "hy-clerk",
+        isolated.env, "watchlist", "release", "--plate", "浙J70003", "--case", other.case_number,
+        "--reason", "已履行", "--category", "paid", "--by", "clerk",
     )  # fmt: skip
-    assert str(hy.entry_id) in done.stdout
-    assert await statuses(isolated, jj, hy) == ["seized", "released"]
+    assert str(other.entry_id) in done.stdout
+    assert await statuses(isolated, own, other) == ["seized", "released"]
 
 
 async def test_a_traffic_police_seizure_under_the_other_case_closes_both(
