@@ -50,12 +50,13 @@ async def open_page(
     *,
     also_owners: tuple[str, ...] = (),
     priority: Priority | None = None,
+    action: Action | None = None,
 ) -> bool:
     """Open the page of a hit (or record why nobody is paged); False when it already existed (a replay).
 
-    ``also_owners`` and ``priority``: the vehicle's other cases' courts and its most urgent priority
-    (:func:`alerts.routing.plan`)."""
-    frozen = plan(hit, roster, now, also_owners=also_owners, priority=priority)
+    ``also_owners``, ``priority``, ``action``: the vehicle's other cases' courts, its most urgent
+    priority, and seize when any of its cases wants it seized (:func:`alerts.routing.plan`)."""
+    frozen = plan(hit, roster, now, also_owners=also_owners, priority=priority, action=action)
     state = "open" if frozen.pages else "not_paged"
     reason = frozen.reason.value if frozen.reason else None
     inserted = await conn.fetchval(
@@ -247,7 +248,8 @@ def _render(hit: HitV1, step: Step, code: str, previous: list[str], info_only: b
         "place": s.device_name or s.device_id,
         "observed_at": s.observed_at,
         "case_number": hit.case_number,
-        "action": "locate" if info_only or hit.action is Action.LOCATE else "seize",
+        # The plan's (info_only: every case of the vehicle locate-only), not the hit's entry alone.
+        "action": "locate" if info_only else "seize",
         "match_kind": hit.match_kind.value,
         "score": hit.score if hit.match_kind is not MatchKind.EXACT else 1.0,
         "reply_code": code,

@@ -209,11 +209,13 @@ def plan(
     *,
     also_owners: tuple[str, ...] = (),
     priority: Priority | None = None,
+    action: Action | None = None,
 ) -> Plan:
     """The escalation plan of ``hit`` for a page starting at ``at`` (see the module's table).
 
     ``also_owners``: the courts of the vehicle's other cases (one vehicle, several entries), told like
-    the entry's own court; ``priority``: the most urgent of the vehicle's cases (default: the hit's).
+    the entry's own court; ``priority``: the most urgent of the vehicle's cases (default: the hit's);
+    ``action``: ``seize`` when any of its cases wants it seized (default: the hit's).
     """
     sighting = hit.sighting
     return plan_sighting(
@@ -222,7 +224,7 @@ def plan(
         district=sighting.district,
         owner=hit.court,
         also_owners=also_owners,
-        action=hit.action,
+        action=action or hit.action,
         priority=priority or hit.priority,
         backfill=sighting.backfill,
         late=SightingFlag.LATE in sighting.flags,

@@ -141,7 +141,7 @@ async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime, veh
     # Every other case of the vehicle in force when it was seen: one page and one task for all of them.
     others = (
         await conn.fetch(
-            "SELECT entry_id, court, priority FROM watch_entries"
+            "SELECT entry_id, court, priority, action FROM watch_entries"
             " WHERE plate = $1 AND plate_colour = $2 AND status = 'active' AND action <> 'soft_seal'"
             " AND entry_id <> $3 AND valid_from <= $4 AND (valid_until IS NULL OR valid_until > $4)"
             " ORDER BY valid_from, case_number",
@@ -154,9 +154,10 @@ async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime, veh
         else []
     )
     urgent = any(r["priority"] == Priority.URGENT.value for r in others)
+    seize = any(r["action"] == Action.SEIZE.value for r in others)  # a locate hit, another case to seize
     opened = await open_page(
         conn, hit, roster, now, also_owners=tuple(r["court"] for r in others),
-        priority=Priority.URGENT if urgent else None,
+        priority=Priority.URGENT if urgent else None, action=Action.SEIZE if seize else None,
     )  # fmt: skip
     if not opened:
         return "replay"

@@ -317,3 +317,8 @@ def test_the_most_urgent_case_of_the_vehicle_decides_the_night_routing() -> None
     p = plan(hit(at=NIGHT), roster, NIGHT, also_owners=(HY,), priority=Priority.URGENT)
     assert ids(resolve(first_step(p), roster, NIGHT)) == ["st-baiyun", "jj-j2", "jj-p2", "hy-j1", "hy-p1"]
     assert p.deferred == ()
+
+
+def test_a_locate_hit_of_a_vehicle_another_case_wants_seized_is_a_seizure() -> None:
+    p = plan(hit(action=Action.LOCATE), sample_roster(), DAY, also_owners=(HY,), action=Action.SEIZE)
+    assert not p.info_only

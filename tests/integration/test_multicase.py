@@ -30,7 +30,7 @@ from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
 from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
 from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
-from streams.vehicles import PlateColour
+from streams.vehicles import Action, PlateColour
 from streams.watchlist import WatchEntry
 from tests.conftest import Isolated, eventually, run_seizewatch, topic_records
 from tests.fakes.twilio_server import FakeTwilio
@@ -63,14 +63,16 @@ async def conn_of(isolated: Isolated) -> asyncpg.Connection:
     return await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
 
 
-async def watch(isolated: Isolated, plate: str, court: str, case_number: str) -> WatchEntry:
+async def watch(
+    isolated: Isolated, plate: str, court: str, case_number: str, action: Action = Action.SEIZE
+) -> WatchEntry:
     conn = await conn_of(isolated)
     try:
         record = await watchstore.add_entry(
             conn,
             watchstore.NewEntry(
                 plate=plate, plate_colour=PlateColour.BLUE, case_number=case_number, court=court,
-                valid_from=DAY - timedelta(days=30),
+                action=action, valid_from=DAY - timedelta(days=30),
             ),
             by="test",
         )  # fmt: skip
@@ -389,3 +391,19 @@ async def test_two_pagers_taking_the_hits_of_one_read_at_once_open_one_task(isol
         outcomes = await asyncio.gather(one.take_hit(hits[0]), other.take_hit(hits[1]))
     assert sorted(outcomes) == ["opened", "suppressed"]
     assert len(await tasks_of(isolated, (jj, hy))) == 1
+
+
+async def test_a_locate_only_case_beside_a_case_to_seize_makes_a_seizure_task(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    suffix = uuid.uuid4().int % 10000
+    locate = await watch(isolated, "浙J70007", JIAOJIANG, case(suffix), Action.LOCATE)
+    seize = await watch(isolated, "浙J70007", HUANGYAN, f"(2026)浙1003执{suffix}号")
+    await read(pager, isolated, (locate,), "kk-a", DAY)  # the locate case's hit comes first
+    await read(pager, isolated, (seize,), "kk-a", DAY)
+    [task] = await tasks_of(isolated, (locate, seize))
+    assert task["kind"] == "seize"
+    people = await duty_of(isolated, JIAOJIANG, HUANGYAN)
+    for n in await sent(isolated, task["page_id"], 0, len(people)):
+        assert "扣押。" in n["body"]
+        assert "勿扣押" not in n["body"]
