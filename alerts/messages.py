@@ -345,13 +345,24 @@ def _quality(match_kind: str, score: float) -> tuple[str, ...]:
     return (f"（疑似，匹配度{score:.2f}，需核对）", "（疑似）")
 
 
-def _case_forms(case_number: str) -> tuple[str, ...]:
+def _case_forms(case_number: str, others: Sequence[str] = ()) -> tuple[str, ...]:
+    """Longest first. One case: whole, shortened, dropped. Several (one vehicle sealed under several
+    cases): every one, then ``案号<first>等<n>案``, then the first shortened ``等<n>案`` — the count is never
+    dropped, so nobody takes the vehicle for one case's only."""
     case = _clean(case_number)
-    if not case:
+    rest = [c for c in dict.fromkeys(_clean(o) for o in others) if c and c != case]
+    if not case and not rest:
         return ("",)
+    if not case:
+        case, rest = rest[0], rest[1:]
     tail = _CASE_TAIL_RE.search(case)
     short = f"({tail.group(1)})…{tail.group(2)}" if tail else "…" + case[-8:]
-    return (f"案号{case}，", f"案号{short}，" if len(short) < len(case) else f"案号{case}，", "")
+    if len(short) >= len(case):
+        short = case
+    if rest:
+        n = 1 + len(rest)
+        return (f"案号{'、'.join((case, *rest))}，", f"案号{case}等{n}案，", f"案号{short}等{n}案，")
+    return (f"案号{case}，", f"案号{short}，", "")
 
 
 def _take_instructions(code: str) -> tuple[str, ...]:
@@ -374,6 +385,7 @@ def _sighting_pieces(  # the facts of one sighting, in the order they are printe
     score: float,
     vehicle: str | None,
     code: str,
+    cases: Sequence[str],
     /,
 ) -> list[_Piece]:
     return [
@@ -382,7 +394,7 @@ def _sighting_pieces(  # the facts of one sighting, in the order they are printe
         f" {_when(observed_at, tz)}",
         _Slots(_appeared),
         ("vehicle", (f"{_clean(vehicle)}，", "") if vehicle and _clean(vehicle) else ("",)),
-        ("case", _case_forms(case_number)),
+        ("case", _case_forms(case_number, cases)),
         ("action", _ACTIONS[action]),
         ("instructions", _take_instructions(code)),
     ]
@@ -455,6 +467,7 @@ def render_alert(
     urgent: bool = False,
     address: str | None = None,
     plate_colour: PlateColour | None = None,
+    cases: Sequence[str] = (),
     tz: tzinfo = SHANGHAI,
     max_segments: int = 2,
 ) -> str:
@@ -480,6 +493,8 @@ def render_alert(
         address: the place's street address, in brackets after the place; the first detail to go.
         plate_colour: printed before the plate (``蓝牌``); unknown or ``None``: not printed. Dropped
             late, just before the long form of the action.
+        cases: the vehicle's other cases (sealed under several): all listed, or when space is short
+            ``案号(2026)浙1002执1号等2案``; the count is never dropped.
         tz: the officer's time zone.
         max_segments: the most SMS parts the text may take.
 
@@ -494,7 +509,7 @@ def render_alert(
         _head(reply_code, urgent),
         *_sighting_pieces(
             plate, plate_colour, observed_at, tz, case_number, action, match_kind, score, vehicle,
-            reply_code,
+            reply_code, cases,
         ),
     ]  # fmt: skip
     return _fit(pieces, _places(place, address), _SIGHTING_LADDER, max_segments)
@@ -521,6 +536,7 @@ def render_escalated(
     urgent: bool = False,
     address: str | None = None,
     plate_colour: PlateColour | None = None,
+    cases: Sequence[str] = (),
     tz: tzinfo = SHANGHAI,
     max_segments: int = 2,
 ) -> str:
@@ -551,7 +567,7 @@ def render_escalated(
         ),
         *_sighting_pieces(
             plate, plate_colour, observed_at, tz, case_number, action, match_kind, score, vehicle,
-            reply_code,
+            reply_code, cases,
         ),
     ]  # fmt: skip
     return _fit(pieces, _places(place, address), _SIGHTING_LADDER, max_segments)
@@ -596,6 +612,7 @@ def render_morning(
     urgent: bool = False,
     address: str | None = None,
     plate_colour: PlateColour | None = None,
+    cases: Sequence[str] = (),
     tz: tzinfo = SHANGHAI,
     max_segments: int = 2,
 ) -> str:
@@ -656,7 +673,7 @@ def render_morning(
         f" {_when(observed_at, tz)}",
         _Slots(_appeared),
         ("vehicle", (f"{_clean(vehicle)}，", "") if vehicle and _clean(vehicle) else ("",)),
-        ("case", _case_forms(case_number)),
+        ("case", _case_forms(case_number, cases)),
         status,
         _Slots(kept),
         ("instructions", instructions),

@@ -43,9 +43,21 @@ def page_id_for(hit_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(_PAGE_NAMESPACE, str(hit_id))
 
 
-async def open_page(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> bool:
-    """Open the page of a hit (or record why nobody is paged); False when it already existed (a replay)."""
-    frozen = plan(hit, roster, now)
+async def open_page(
+    conn: Connection,
+    hit: HitV1,
+    roster: Roster,
+    now: datetime,
+    *,
+    also_owners: tuple[str, ...] = (),
+    priority: Priority | None = None,
+    action: Action | None = None,
+) -> bool:
+    """Open the page of a hit (or record why nobody is paged); False when it already existed (a replay).
+
+    ``also_owners``, ``priority``, ``action``: the vehicle's other cases' courts, its most urgent
+    priority, and seize when any of its cases wants it seized (:func:`alerts.routing.plan`)."""
+    frozen = plan(hit, roster, now, also_owners=also_owners, priority=priority, action=action)
     state = "open" if frozen.pages else "not_paged"
     reason = frozen.reason.value if frozen.reason else None
     inserted = await conn.fetchval(
@@ -97,6 +109,21 @@ NOTICE_STEP = -1  # notifications of the morning notice, apart from the escalati
 # whatever became of the page.
 TAKEN_STEP = -2
 TAKEN_OVER_STEP = -3
+# "Seized under case …" told to each court whose entry of the vehicle it is (alerts/tasks.py): once per
+# page (or task) and officer, whatever became of the page.
+SEIZED_TOLD_STEP = -4
+
+
+async def page_cases(conn: Connection, page_id: uuid.UUID, hit: HitV1) -> list[str]:
+    """The other case numbers of the vehicle the page's task stands for (its own first, not repeated)."""
+    rows = await conn.fetch(
+        "SELECT e.case_number FROM tasks t JOIN task_entries te USING (task_id)"
+        " JOIN watch_entries e ON e.entry_id = te.entry_id"
+        " WHERE t.page_id = $1 AND te.entry_id <> $2 ORDER BY te.joined_at, e.case_number",
+        page_id,
+        hit.entry_id,
+    )
+    return [r["case_number"] for r in rows if r["case_number"] != hit.case_number]
 
 
 async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -> int:
@@ -125,8 +152,9 @@ async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -
                 metrics.UNREACHABLE.inc()
                 log.warning("page %s morning notice: cannot reach %s: %s", row["page_id"], who, why)
             night = await overnight(conn, roster, row["page_id"], hit.sighting.district)
+            cases = await page_cases(conn, row["page_id"], hit)
             await _notify(
-                conn, row["page_id"], NOTICE_STEP, resolution.recipients, hit, notice, [], frozen, now,
+                conn, row["page_id"], NOTICE_STEP, resolution.recipients, hit, notice, [], frozen, now, cases,
                 night=night,
             )  # fmt: skip
             await conn.execute("UPDATE pages SET notice_due_at = NULL WHERE page_id = $1", row["page_id"])
@@ -161,7 +189,8 @@ async def _run_step(
         officer.name if (officer := roster.officer(officer_id)) else officer_id
         for officer_id in await _previous_recipients(conn, page_id, index)
     ]
-    await _notify(conn, page_id, index, resolution.recipients, hit, step, previous, frozen, now)
+    cases = await page_cases(conn, page_id, hit)
+    await _notify(conn, page_id, index, resolution.recipients, hit, step, previous, frozen, now, cases)
     metrics.ESCALATIONS.labels(step.kind.value).inc()
     # Nobody reachable at this step: go on to the next one at once. Otherwise the step's wait starts
     # when its SMS are settled (step_settled), and until then nothing of this page is due.
@@ -185,6 +214,7 @@ async def _notify(
     previous: list[str],
     frozen: Plan,
     now: datetime,
+    cases: list[str],
     *,
     night: NightOutcome | None = None,
 ) -> None:
@@ -204,7 +234,7 @@ async def _notify(
             officer.officer_id,
             officer.phone,
             code,
-            _render(hit, step, code, previous, frozen.info_only, officer, night),
+            _render(hit, step, code, previous, frozen.info_only, cases, officer, night),
             now,
         )
 
@@ -228,11 +258,14 @@ def _render(
     code: str,
     previous: list[str],
     info_only: bool,
+    cases: list[str],
     officer: Officer,
     night: NightOutcome | None,
 ) -> str:
     s = hit.sighting
-    locate = info_only or hit.action is Action.LOCATE
+    # The plan's (info_only: every case of the vehicle locate-only), not the hit's entry alone: a
+    # locate-only hit of a vehicle another case wants seized asks for the seizure.
+    locate = info_only
     # The police station at night holds the vehicle for the court; it does not seize it.
     seize = "hold" if officer.role is Role.STATION_DUTY else "seize"
     facts = {
@@ -249,6 +282,7 @@ def _render(
         "address": s.address,
         # The court's record of the colour, else the camera's (often wrong at night, but better than none).
         "plate_colour": hit.plate_colour if hit.plate_colour is not PlateColour.UNKNOWN else s.plate_colour,
+        "cases": cases,
     }
     if night is not None and night.kind is not Overnight.NOTHING and not locate:
         del facts["action"]

@@ -13,7 +13,8 @@ sighting ``backfill``                      no page; ``reason`` ``backfill`` (his
 sighting flag ``late``                     no page; ``reason`` ``late`` (too old to act on)
 courts concerned                           the courts covering the sighting's district (seen here), then
                                            the entry's court (owns the vehicle) when not one of them: a
-                                           vehicle of another court seen here tells both
+                                           vehicle of another court seen here tells both; then the courts
+                                           of the vehicle's other cases (``also_owners``), each once
 no district (unknown device)               the owning court only; noted in the plan
 district that no court covers              the owning court only; noted
 day (outside the district's night window)  step 1: on-duty judge + judicial police of each court concerned
@@ -201,16 +202,30 @@ class Resolution:
         return not self.recipients
 
 
-def plan(hit: HitV1, roster: Roster, at: datetime) -> Plan:
-    """The escalation plan of ``hit`` for a page starting at ``at`` (see the module's table)."""
+def plan(
+    hit: HitV1,
+    roster: Roster,
+    at: datetime,
+    *,
+    also_owners: tuple[str, ...] = (),
+    priority: Priority | None = None,
+    action: Action | None = None,
+) -> Plan:
+    """The escalation plan of ``hit`` for a page starting at ``at`` (see the module's table).
+
+    ``also_owners``: the courts of the vehicle's other cases (one vehicle, several entries), told like
+    the entry's own court; ``priority``: the most urgent of the vehicle's cases (default: the hit's);
+    ``action``: ``seize`` when any of its cases wants it seized (default: the hit's).
+    """
     sighting = hit.sighting
     return plan_sighting(
         roster,
         at,
         district=sighting.district,
         owner=hit.court,
-        action=hit.action,
-        priority=hit.priority,
+        also_owners=also_owners,
+        action=action or hit.action,
+        priority=priority or hit.priority,
         backfill=sighting.backfill,
         late=SightingFlag.LATE in sighting.flags,
     )
@@ -222,6 +237,7 @@ def plan_sighting(
     *,
     district: str | None,
     owner: str,
+    also_owners: tuple[str, ...] = (),
     action: Action = Action.SEIZE,
     priority: Priority = Priority.NORMAL,
     backfill: bool = False,
@@ -253,6 +269,10 @@ def plan_sighting(
     courts = (*covering, owner) if owner not in covering else tuple(covering)
     if roster.court(owner) is None:
         notes.append(f"owning court {owner} is not on the roster")
+    for other in dict.fromkeys(also_owners):
+        if other not in courts:
+            courts = (*courts, other)
+            notes.append(f"the vehicle is also sealed by {other} (another case): told too")
 
     def on_duty(roles: tuple[Role, ...]) -> tuple[Target, ...]:
         return tuple(Target(TargetKind.ON_DUTY, court=c, roles=roles) for c in courts)

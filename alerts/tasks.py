@@ -1,10 +1,17 @@
 """Seizure tasks: one live task per watched vehicle, the sightings that fold into it, and its lifecycle.
 
-Correlation state lives in PostgreSQL, not in a faust table. Hits are keyed by watch entry, so one
-pager owns a vehicle's hits at a time; the live task row is locked (``FOR UPDATE``) while a hit folds
-into it and a partial unique index allows one live task per entry, so even two pagers during a
-rebalance cannot open two. Tasks are the system of record people query, report on and audit (task
-events); a changelog topic would have to be mirrored into PostgreSQL anyway.
+A vehicle is a plate with its colour, as on a watch entry; sealed under several cases it has several
+entries, and the matcher makes one hit per (sighting, entry). The task is the vehicle's: the first hit
+opens one page and one task listing every active case of the vehicle (their courts all paged, each person
+once), and hits on any of its entries join that task (``task_entries``). A seizure closes the entry it was
+made under as seized and every other entry of the vehicle as ``seized_other_case`` (off every list, no
+more pages), and tells each court whose entry it is; each court then settles its own entry (release).
+
+Correlation state lives in PostgreSQL, not in a faust table. Hits are keyed by watch entry, so a
+vehicle's hits on two entries may reach two pagers: its hits are serialized by a transaction-scoped
+advisory lock on the vehicle, and the live task row is locked (``FOR UPDATE``) while a hit folds into it.
+Tasks are the system of record people query, report on and audit (task events); a changelog topic would
+have to be mirrored into PostgreSQL anyway.
 
 A sighting of a vehicle with a live task sends an update only when it is somewhere new (another
 device, outside the suppression window) or leaves a parking lot (exit read); otherwise it only joins
@@ -29,13 +36,14 @@ import orjson
 
 from alerts import metrics
 from alerts.messages import render_update, reply_code, segments
-from alerts.pages import open_page
+from alerts.pages import PAGES_CHANNEL, SEIZED_TOLD_STEP, open_page
 from alerts.rosters import GROUP_ROLES, Officer, Role, Roster
+from alerts.rosterstore import load_roster
 from streams.db import Connection
 from streams.events import SightingFlag, SourceKind
 from streams.hits import HitV1
-from streams.vehicles import Priority
-from streams.watchstore import mark_seized
+from streams.vehicles import Action, EntryStatus, PlateColour, Priority
+from streams.watchstore import mark_seized, mark_seized_other_case
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,45 @@ class TaskPolicy:
 
 # --- correlation --------------------------------------------------------------------------------------
 
+# Entries whose vehicle is in custody: a hit on them (one the matcher made before it heard) pages nobody.
+_IN_CUSTODY = (EntryStatus.SEIZED.value, EntryStatus.SEIZED_OTHER_CASE.value)
+
+
+def vehicle_key(plate: str, colour: PlateColour | str) -> str:
+    """The vehicle of an entry: its plate with its colour (``tasks.vehicle``)."""
+    return f"{plate}/{PlateColour(colour).value}"
+
+
+async def lock_vehicle(conn: Connection, vehicle: str) -> None:
+    """Serialize everything done to one vehicle's task until the caller's transaction ends (its hits on
+    several entries may be taken by several pagers at once)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 15))", vehicle)
+
+
+async def live_task_of(conn: Connection, vehicle: str) -> asyncpg.Record | None:
+    """The vehicle's live task, locked (the caller holds :func:`lock_vehicle`)."""
+    return await conn.fetchrow(
+        "SELECT * FROM tasks WHERE vehicle = $1 AND state = ANY($2::text[])"
+        " ORDER BY created_at LIMIT 1 FOR UPDATE",
+        vehicle,
+        list(LIVE),
+    )
+
+
+async def join_case(conn: Connection, task: asyncpg.Record, entry_id: uuid.UUID, now: datetime) -> bool:
+    """Add an entry (another case of the vehicle) to its live task; True when it was not there yet."""
+    joined = await conn.fetchval(
+        "INSERT INTO task_entries (task_id, entry_id, joined_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        task["task_id"],
+        entry_id,
+        now,
+    )
+    if joined:
+        await record_event(conn, task["task_id"], now, "system", "system", task["state"], task["state"],
+                           {"event": "case_joined", "entry_id": str(entry_id)})  # fmt: skip
+    return bool(joined)
+
 
 async def take_hit(conn: Connection, hit: HitV1, roster: Roster, now: datetime, policy: TaskPolicy) -> str:
     """Fold a hit into its vehicle's live task, or open a page and a task; return what happened.
@@ -78,18 +125,53 @@ async def take_hit(conn: Connection, hit: HitV1, roster: Roster, now: datetime, 
     """
     if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM task_sightings WHERE hit_id = $1)", hit.hit_id):
         return "replay"
-    live = await conn.fetchrow(
-        "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
-        hit.entry_id,
-        list(LIVE),
-    )
+    if hit.action is Action.SOFT_SEAL:
+        return await _open(conn, hit, roster, now, "")  # logged as a not_paged page, never a task
+    status = await conn.fetchval("SELECT status FROM watch_entries WHERE entry_id = $1", hit.entry_id)
+    if status in _IN_CUSTODY:
+        log.info("hit %s: entry %s is %s: the vehicle is in custody, nobody paged", hit.hit_id,
+                 hit.entry_id, status)  # fmt: skip
+        seizing = await conn.fetchval(
+            "SELECT t.task_id FROM tasks t JOIN task_entries te USING (task_id) WHERE te.entry_id = $1"
+            " ORDER BY t.created_at DESC LIMIT 1",
+            hit.entry_id,
+        )
+        if isinstance(seizing, uuid.UUID):
+            await _trail(conn, seizing, hit, "in_custody")
+        metrics.TASK_SIGHTINGS.labels("in_custody").inc()
+        return "in_custody"
+    vehicle = vehicle_key(hit.entry_plate, hit.plate_colour)
+    await lock_vehicle(conn, vehicle)
+    live = await live_task_of(conn, vehicle)
     if live is None:
-        return await _open(conn, hit, roster, now)
+        return await _open(conn, hit, roster, now, vehicle)
+    await join_case(conn, live, hit.entry_id, now)
     return await _fold(conn, hit, live, roster, now, policy)
 
 
-async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> str:
-    if not await open_page(conn, hit, roster, now):
+async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime, vehicle: str) -> str:
+    # Every other case of the vehicle in force when it was seen: one page and one task for all of them.
+    others = (
+        await conn.fetch(
+            "SELECT entry_id, court, priority, action FROM watch_entries"
+            " WHERE plate = $1 AND plate_colour = $2 AND status = 'active' AND action <> 'soft_seal'"
+            " AND entry_id <> $3 AND valid_from <= $4 AND (valid_until IS NULL OR valid_until > $4)"
+            " ORDER BY valid_from, case_number",
+            hit.entry_plate,
+            hit.plate_colour.value,
+            hit.entry_id,
+            hit.sighting.observed_at,
+        )
+        if vehicle
+        else []
+    )
+    urgent = any(r["priority"] == Priority.URGENT.value for r in others)
+    seize = any(r["action"] == Action.SEIZE.value for r in others)  # a locate hit, another case to seize
+    opened = await open_page(
+        conn, hit, roster, now, also_owners=tuple(r["court"] for r in others),
+        priority=Priority.URGENT if urgent else None, action=Action.SEIZE if seize else None,
+    )  # fmt: skip
+    if not opened:
         return "replay"
     page = await conn.fetchrow("SELECT page_id, state, info_only FROM pages WHERE hit_id = $1", hit.hit_id)
     assert page is not None  # noqa: S101  # opened just above, in this transaction
@@ -99,8 +181,8 @@ async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> 
     task_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO tasks (task_id, entry_id, kind, state, court, district, page_id, first_seen_at,"
-        " last_seen_at, last_device_id, last_update_at, created_at, updated_at)"
-        " VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $7, $8, $9, $9, $9)",
+        " last_seen_at, last_device_id, last_update_at, created_at, updated_at, vehicle)"
+        " VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $7, $8, $9, $9, $9, $10)",
         task_id,
         hit.entry_id,
         "locate" if page["info_only"] else "seize",
@@ -110,9 +192,21 @@ async def _open(conn: Connection, hit: HitV1, roster: Roster, now: datetime) -> 
         s.observed_at,
         s.device_id,
         now,
+        vehicle,
+    )
+    await conn.execute(
+        # its own entry is listed already (the tasks trigger of 0015_multicase): only the others are new
+        "INSERT INTO task_entries (task_id, entry_id, joined_at) SELECT $1, unnest($2::uuid[]), $3"
+        " ON CONFLICT DO NOTHING",
+        task_id,
+        [hit.entry_id, *(r["entry_id"] for r in others)],
+        now,
     )
     await _trail(conn, task_id, hit, "opened")
-    await record_event(conn, task_id, now, "system", "system", None, "open", {"hit_id": str(hit.hit_id)})
+    detail: dict[str, object] = {"hit_id": str(hit.hit_id)}
+    if others:
+        detail["entries"] = [str(hit.entry_id), *(str(r["entry_id"]) for r in others)]
+    await record_event(conn, task_id, now, "system", "system", None, "open", detail)
     metrics.TASKS.labels("opened").inc()
     return "opened"
 
@@ -307,11 +401,14 @@ async def transition(
     custody: Custody | None = None,
     stop: Stop | None = None,
     detail: dict[str, object] | None = None,
+    under: uuid.UUID | None = None,
 ) -> str:
     """Move a task to ``to_state`` (in the caller's transaction); return the state it came from.
 
-    ``stopped`` records ``stop`` (required for it) on the task. A seizure closes the watch entry as
-    seized; any terminal state stops the page's escalation.
+    ``stopped`` records ``stop`` (required for it) on the task. A seizure closes the entry it was made
+    under (``under``, e.g. the traffic police's request; default the task's own entry) as seized and the
+    vehicle's other active entries as ``seized_other_case``, and tells each court of a vehicle with several
+    cases (:func:`seize_entries`); any terminal state stops the page's escalation.
 
     Raises:
         TaskError: no such task, or the move is not allowed from its state.
@@ -348,14 +445,7 @@ async def transition(
     await record_event(conn, task_id, now, actor, channel, current, to_state, detail)
     metrics.TASKS.labels(to_state).inc()
     if to_state == "seized":
-        active = await conn.fetchval(
-            "SELECT status = 'active' FROM watch_entries WHERE entry_id = $1", row["entry_id"]
-        )
-        if active:
-            where = "custody to be recorded"
-            if custody and custody.name:
-                where = f"{custody.kind}: {custody.name}" if custody.kind else custody.name
-            await mark_seized(conn, row["entry_id"], by=actor, reason=f"task {task_id} ({where})")
+        await seize_entries(conn, row, actor=actor, channel=channel, now=now, custody=custody, under=under)
     if terminal and row["page_id"] is not None:
         await conn.execute(
             "UPDATE pages SET state = 'cancelled', next_due_at = NULL, updated_at = $2"
@@ -364,6 +454,119 @@ async def transition(
             now,
         )
     return str(current)
+
+
+async def seize_entries(
+    conn: Connection,
+    task: asyncpg.Record,
+    *,
+    actor: str,
+    channel: str,
+    now: datetime,
+    custody: Custody | None,
+    under: uuid.UUID | None = None,
+) -> None:
+    """The vehicle of ``task`` is in custody: the entry it was seized under closes as seized, every other
+    active entry of the vehicle (the task's cases and any other) as ``seized_other_case``; when there
+    were several, each court whose entry it is is told once, its duty judge and judicial police
+    (:data:`alerts.pages.SEIZED_TOLD_STEP`). The traffic police's news already reaches the court of the
+    request: that court is told here only for its other cases."""
+    task_id = task["task_id"]
+    where = "custody to be recorded"
+    if custody and custody.name:
+        where = f"{custody.kind}: {custody.name}" if custody.kind else custody.name
+    own = await conn.fetchrow(
+        "SELECT plate, plate_colour FROM watch_entries WHERE entry_id = $1", task["entry_id"]
+    )
+    assert own is not None  # noqa: S101  # tasks.entry_id references watch_entries
+    entries = await conn.fetch(
+        "SELECT e.entry_id, e.case_number, e.court, e.status, te.joined_at FROM watch_entries e"
+        " LEFT JOIN task_entries te ON te.entry_id = e.entry_id AND te.task_id = $1"
+        " WHERE (te.task_id IS NOT NULL OR (e.plate = $2 AND e.plate_colour = $3)) AND e.status = 'active'"
+        " ORDER BY te.joined_at NULLS LAST, e.valid_from, e.case_number",
+        task_id,
+        own["plate"],
+        own["plate_colour"],
+    )
+    if not entries:
+        return
+    ids = [e["entry_id"] for e in entries]
+    chosen: uuid.UUID = ids[0]
+    for candidate in (under, task["entry_id"]):  # the entry named, else the task's own, else the first
+        if candidate is not None and candidate in ids:
+            chosen = candidate
+            break
+    seized = next(e for e in entries if e["entry_id"] == chosen)
+    await mark_seized(conn, chosen, by=actor, reason=f"task {task_id} ({where})")
+    others = [e for e in entries if e["entry_id"] != chosen]
+    for entry in others:
+        await mark_seized_other_case(
+            conn, entry["entry_id"], by=actor,
+            reason=f"seized under case {seized['case_number']} ({seized['court']}), task {task_id} ({where})",
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO task_entries (task_id, entry_id, joined_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
+            task_id,
+            entry["entry_id"],
+            now,
+        )
+    if not others:
+        return  # one case: its court follows the task as before
+    await record_event(conn, task_id, now, actor, channel, "seized", "seized", {
+        "event": "seized_other_case", "under": str(chosen),
+        "entries": [str(e["entry_id"]) for e in others],
+    })  # fmt: skip
+    await _tell_courts(conn, task, own["plate"], seized, others, channel, custody, now)
+
+
+async def _tell_courts(
+    conn: Connection,
+    task: asyncpg.Record,
+    plate: str,
+    seized: asyncpg.Record,
+    others: list[asyncpg.Record],
+    channel: str,
+    custody: Custody | None,
+    now: datetime,
+) -> None:
+    roster = await load_roster(conn)
+    cases: dict[str, list[str]] = {}
+    if channel != "traffic_police":
+        cases[seized["court"]] = []
+    for entry in others:
+        cases.setdefault(entry["court"], []).append(entry["case_number"])
+    place = f"存放：{custody.name}" if custody and custody.name else "存放地点待补录"
+    told: set[str] = set()
+    for court, own_cases in cases.items():
+        if own_cases:
+            yours = f"贵院案号{'、'.join(own_cases)}转为他案已扣押，请自行解封或续封。"
+        else:
+            yours = f"同车另有{len(others)}案转为他案已扣押，已告知各院。"
+        for officer in court_duty(roster, court, now):
+            if officer.officer_id in told:
+                continue  # each person once, with the first court's text
+            told.add(officer.officer_id)
+            code = await new_reply_code(conn)
+            body = fit_sms(
+                f"【执行查控 {code}】{plate} 已按案号{seized['case_number']}扣押，{place}。{yours}"
+            )
+            await conn.execute(
+                "INSERT INTO notifications (notification_id, page_id, task_id, step, officer_id, phone,"
+                " reply_code, body, send_state, next_attempt_at, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9) ON CONFLICT DO NOTHING",
+                uuid.uuid4(),
+                task["page_id"],
+                task["task_id"] if task["page_id"] is None else None,  # as alerts.handover's notices
+                SEIZED_TOLD_STEP,
+                officer.officer_id,
+                officer.phone,
+                code,
+                body,
+                now,
+            )
+    if told:
+        await conn.execute(f"NOTIFY {PAGES_CHANNEL}")
 
 
 async def task_of_page(conn: Connection, page_id: uuid.UUID, *, live: bool = True) -> uuid.UUID | None:
@@ -382,7 +585,11 @@ async def cancel_released(conn: Connection, roster: Roster, now: datetime) -> in
     async with conn.transaction():
         rows = await conn.fetch(
             "SELECT t.* , e.plate FROM tasks t JOIN watch_entries e USING (entry_id)"
-            " WHERE t.state = ANY($1::text[]) AND e.status = 'released' FOR UPDATE OF t SKIP LOCKED",
+            " WHERE t.state = ANY($1::text[]) AND e.status = 'released'"
+            # another case of the vehicle still in force keeps the task going
+            " AND NOT EXISTS (SELECT 1 FROM task_entries te JOIN watch_entries o ON o.entry_id = te.entry_id"
+            "                 WHERE te.task_id = t.task_id AND o.status = 'active')"
+            " FOR UPDATE OF t SKIP LOCKED",
             list(LIVE),
         )
         for task in rows:

@@ -1,7 +1,8 @@
 """What officers may see and do with tasks: listing, taking, setting a state — the same rules for the
 API and the CLI.
 
-An officer sees and changes the tasks of their own court, and any task they were texted about (a
+An officer sees and changes the tasks of their own court — including a vehicle's task opened by another
+court's case when their court has a case of the vehicle too — and any task they were texted about (a
 police-station contact who held the vehicle, another court's officer told of a vehicle seen in their
 district).
 """
@@ -29,6 +30,16 @@ class NotAllowed(Exception):  # an answer to the caller, like PermissionError
 
 
 @dataclass(frozen=True, slots=True)
+class CaseView:
+    """One case (watch entry) the task's vehicle stands under, with the entry's status now."""
+
+    entry_id: str
+    case_number: str
+    court: str
+    status: str  # active | seized | seized_other_case | released
+
+
+@dataclass(frozen=True, slots=True)
 class TaskView:
     task_id: uuid.UUID
     plate: str
@@ -49,6 +60,7 @@ class TaskView:
     stopped_place: str | None = None
     stopped_by: str | None = None
     timezone: str = DEFAULT_TIMEZONE  # the court's (roster), in which its times are shown
+    cases: tuple[CaseView, ...] = ()  # every case of the vehicle's task, the opening one first
 
     @property
     def zone(self) -> ZoneInfo:
@@ -71,12 +83,18 @@ _SELECT = (
     " t.stopped_at, t.stopped_place, t.stopped_by,"
     " (SELECT COALESCE(s.device_name, s.device_id) FROM task_sightings s WHERE s.task_id = t.task_id"
     "  ORDER BY s.observed_at DESC LIMIT 1) AS last_place,"
-    f" COALESCE(c.timezone, '{DEFAULT_TIMEZONE}') AS timezone"
+    f" COALESCE(c.timezone, '{DEFAULT_TIMEZONE}') AS timezone,"
+    " (SELECT json_agg(json_build_object('entry_id', o.entry_id, 'case_number', o.case_number,"
+    "  'court', o.court, 'status', o.status) ORDER BY o.entry_id <> t.entry_id, te.joined_at, o.case_number)"
+    "  FROM task_entries te JOIN watch_entries o ON o.entry_id = te.entry_id WHERE te.task_id = t.task_id)"
+    " AS cases"
     " FROM tasks t JOIN watch_entries e USING (entry_id) LEFT JOIN courts c ON c.court_id = t.court"
 )
 _VISIBLE = (
     "(t.court = $1 OR EXISTS (SELECT 1 FROM notifications n WHERE n.officer_id = $2"
-    " AND (n.task_id = t.task_id OR n.page_id = t.page_id)))"
+    " AND (n.task_id = t.task_id OR n.page_id = t.page_id))"
+    " OR EXISTS (SELECT 1 FROM task_entries te JOIN watch_entries o ON o.entry_id = te.entry_id"
+    "  WHERE te.task_id = t.task_id AND o.court = $1))"
 )
 
 
@@ -95,6 +113,7 @@ def _view(row: Any) -> TaskView:
         custody=row["custody_name"], custody_kind=row["custody_kind"], custody_address=row["custody_address"],
         stopped_at=row["stopped_at"], stopped_place=row["stopped_place"], stopped_by=row["stopped_by"],
         timezone=row["timezone"],
+        cases=tuple(CaseView(**case) for case in orjson.loads(row["cases"] or "[]")),
     )  # fmt: skip
 
 

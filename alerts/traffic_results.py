@@ -1,12 +1,15 @@
 """The traffic police's results (一键扣车), applied to tasks and watch entries once each, the court told.
 
-A seizure closes task and entry; a stop moves the task to ``stopped`` with its place, time and the unit
-holding the vehicle, and the owning court is asked to take over. Nothing is applied, and the outcome
-says why, for a result naming another plate than its request (both plates recorded), an unknown
-request, or a vehicle already seized; a stop or seizure of a vehicle whose seal was lifted gets a
-"release it" message (:class:`~streams.traffic.SeizureReleaseV1`) on the police's list topic. A stop of
-a vehicle no camera saw starts a task (with no page). Every outcome is recorded in ``traffic_results``
-(``outcome``, ``detail``), where the connectors read it back for the police.
+A result for any case of a vehicle applies to the vehicle's live task (whichever case opened it, a
+stopped one included), the case joining it. A seizure closes task and entry (the vehicle's other cases
+as ``seized_other_case``, :func:`alerts.tasks.seize_entries`); a stop moves the task to ``stopped`` with
+its place, time and the unit holding the vehicle, and the owning court is asked to take over. Nothing is
+applied, and the outcome says why, for a result naming another plate than its request (both plates
+recorded), an unknown request, or a vehicle already in custody (seized under this case or another)
+with no live task; a stop or seizure of a vehicle whose seal was lifted gets a "release it" message
+(:class:`~streams.traffic.SeizureReleaseV1`) on the police's list topic. A stop of a vehicle no camera
+saw starts a task (with no page). Every outcome is recorded in ``traffic_results`` (``outcome``,
+``detail``), where the connectors read it back for the police.
 """
 
 from __future__ import annotations
@@ -22,21 +25,25 @@ import orjson
 from alerts import metrics
 from alerts.rosters import Roster
 from alerts.tasks import (
-    LIVE,
     TRAFFIC_RESULT_STEP_BASE,
     Custody,
     Stop,
     court_duty,
     fit_sms,
+    join_case,
+    live_task_of,
+    lock_vehicle,
     new_reply_code,
     queue_notification,
     record_event,
     transition,
+    vehicle_key,
 )
 from streams.db import Connection
 from streams.plates import PlateError, read_plate
 from streams.topics import SEIZURE_REQUESTS
 from streams.traffic import ResultKind, ResultOutcome, SeizureReleaseV1, SeizureResultV1
+from streams.vehicles import EntryStatus
 from streams.watchstore import OUTBOX_CHANNEL, ClosedReason
 
 log = logging.getLogger(__name__)
@@ -90,14 +97,22 @@ async def apply_traffic_result(
 
 
 async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roster, now: datetime) -> Applied:
+    known = await conn.fetchrow(
+        "SELECT plate, plate_colour FROM watch_entries WHERE entry_id = $1", result.request_id
+    )
+    if known is None:
+        log.warning("traffic result %s for unknown request %s", result.result_id, result.request_id)
+        return Applied(ResultOutcome.UNKNOWN_REQUEST, f"no request {result.request_id}")
+    # Everything done to one vehicle's task is serialized (its hits, taken by several pagers, and the
+    # police's results on any of its cases): the vehicle's lock first, then the entry's row.
+    vehicle = vehicle_key(known["plate"], known["plate_colour"])
+    await lock_vehicle(conn, vehicle)
     entry = await conn.fetchrow(
-        "SELECT entry_id, plate, court, status, case_number, closed_reason, updated_at"
+        "SELECT entry_id, plate, plate_colour, court, status, case_number, closed_reason, updated_at"
         " FROM watch_entries WHERE entry_id = $1 FOR UPDATE",
         result.request_id,
     )
-    if entry is None:
-        log.warning("traffic result %s for unknown request %s", result.result_id, result.request_id)
-        return Applied(ResultOutcome.UNKNOWN_REQUEST, f"no request {result.request_id}")
+    assert entry is not None  # noqa: S101  # watch entries are never deleted
     try:
         plate_ok = read_plate(result.plate).text == entry["plate"]
     except PlateError:
@@ -106,30 +121,36 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
         log.warning("traffic result %s names another plate than its request: not applied", result.result_id)
         why = f"result plate {result.plate!r} is not the request's plate {entry['plate']!r}"
         return Applied(ResultOutcome.PLATE_MISMATCH, why)
-    if entry["status"] == "seized":
-        return Applied(ResultOutcome.ALREADY_SETTLED, "the vehicle is already seized: nothing to do")
-    if entry["status"] == "released":
+    if entry["status"] == EntryStatus.RELEASED:
         return await _released(conn, result, entry)
-    task = await conn.fetchrow(
-        "SELECT * FROM tasks WHERE entry_id = $1 AND state = ANY($2::text[]) FOR UPDATE",
-        entry["entry_id"],
-        list(LIVE),
-    )
+    # The vehicle's live task (a stopped one too), whichever of its cases opened it (one vehicle, several
+    # cases), locked.
+    task = await live_task_of(conn, vehicle)
+    if task is None and entry["status"] in (EntryStatus.SEIZED, EntryStatus.SEIZED_OTHER_CASE):
+        log.warning("traffic result %s: the vehicle is in custody already (entry %s is %s)",
+                    result.result_id, entry["entry_id"], entry["status"])  # fmt: skip
+        if entry["status"] == EntryStatus.SEIZED:
+            return Applied(ResultOutcome.ALREADY_SETTLED, "the vehicle is already seized: nothing to do")
+        why = "the vehicle is already seized under another case (entry seized_other_case): nothing to do"
+        return Applied(ResultOutcome.ALREADY_SETTLED, why)
     if task is None and result.result is ResultKind.NOT_FOUND:
         return Applied(ResultOutcome.NOT_FOUND_RECORDED)
+    if task is not None:
+        await join_case(conn, task, entry["entry_id"], now)
     if task is None:
         # The police stopped a vehicle on their list before any camera saw it: the task starts here.
         task_id = uuid.uuid4()
         await conn.execute(
             "INSERT INTO tasks (task_id, entry_id, kind, state, court, district, page_id, first_seen_at,"
-            " last_seen_at, created_at, updated_at)"
-            " VALUES ($1, $2, 'seize', 'open', $3, $4, NULL, $5, $5, $6, $6)",
+            " last_seen_at, created_at, updated_at, vehicle)"
+            " VALUES ($1, $2, 'seize', 'open', $3, $4, NULL, $5, $5, $6, $6, $7)",
             task_id,
             entry["entry_id"],
             entry["court"],
             result.district,
             result.at,
             now,
+            vehicle,
         )
         await record_event(conn, task_id, now, f"traffic:{result.unit}", "traffic_police", None, "open",
                      {"result_id": result.result_id})  # fmt: skip
@@ -144,7 +165,7 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
                           result.custody_name, result.custody_address)  # fmt: skip
         if task["state"] != "seized":
             await transition(conn, task_id, "seized", actor=actor, channel="traffic_police", now=now,
-                             custody=custody, detail=detail)  # fmt: skip
+                             custody=custody, detail=detail, under=entry["entry_id"])  # fmt: skip
         text = f"已由{result.unit}扣押于{result.place}，存放：{result.custody_name}"
     elif result.result is ResultKind.STOPPED:
         stop = Stop(at=result.at, place=result.place, held_by=result.unit)

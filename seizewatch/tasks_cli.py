@@ -77,6 +77,8 @@ def show_command(task_id: uuid.UUID, officer: str) -> None:
             trail, events = await taskviews.trail_and_events_at(conn, task_id)
         zone = view.zone
         console.print(f"[bold]{view.plate}[/] {view.case_number} ({view.court}) — {view.state}, {view.kind}")
+        for case in view.cases[1:]:  # the vehicle's other cases
+            console.print(f"  also case {case.case_number} ({case.court}) — {case.status}")
         console.print(
             f"  first seen {shown(view.first_seen_at, zone)}, last {shown(view.last_seen_at, zone)}"
         )

@@ -289,7 +289,10 @@ def watchlist_release(
             if target is None:
                 assert plate is not None  # noqa: S101  # checked above
                 assert case_number is not None  # noqa: S101  # checked above
-                target = (await watchstore.active_entry_for(conn, plate, case_number)).entry.entry_id
+                found = await watchstore.active_entry_for(
+                    conn, plate, case_number, also=(EntryStatus.SEIZED_OTHER_CASE,)
+                )
+                target = found.entry.entry_id
             return await watchstore.release_entry(
                 conn, target, by=by, reason=reason, closed=ClosedReason(category)
             )

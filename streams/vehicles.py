@@ -37,3 +37,5 @@ class EntryStatus(enum.StrEnum):
     ACTIVE = "active"
     RELEASED = "released"  # 解封: paid, settled or expired; must leave every watchlist at once
     SEIZED = "seized"
+    # Seized under another case of the same vehicle: in custody, off every list; its own court settles it.
+    SEIZED_OTHER_CASE = "seized_other_case"

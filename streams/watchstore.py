@@ -246,16 +246,19 @@ async def _change_status(
     by: str,
     reason: str,
     closed: ClosedReason,
+    *,
+    from_states: tuple[EntryStatus, ...] = (EntryStatus.ACTIVE,),
 ) -> EntryRecord:
     async with conn.transaction():
         row = await conn.fetchrow(
             "UPDATE watch_entries SET status = $2, version = version + 1, updated_by = $3,"
             " updated_at = now(), closed_reason = $4"
-            f" WHERE entry_id = $1 AND status = 'active' RETURNING {_COLUMNS}",
+            f" WHERE entry_id = $1 AND status = ANY($5::text[]) RETURNING {_COLUMNS}",
             entry_id,
             status.value,
             by,
             closed.value,
+            [state.value for state in from_states],
         )
         if row is None:
             exists = await conn.fetchval("SELECT status FROM watch_entries WHERE entry_id = $1", entry_id)
@@ -278,12 +281,16 @@ async def release_entry(
     closed: ClosedReason = ClosedReason.OTHER,
 ) -> EntryRecord:
     """Lift the seal (解封): the entry leaves every matcher's index and the traffic police's list within
-    seconds; the pager cancels its open task.
+    seconds; the pager cancels its open task. An entry seized under another case is settled this way too,
+    by its own court.
 
     Raises:
-        InvalidInput: ``not_found`` or ``not_active``.
+        InvalidInput: ``not_found`` or ``not_active`` (neither active nor seized under another case).
     """
-    return await _change_status(conn, entry_id, EntryStatus.RELEASED, "released", by, reason, closed)
+    return await _change_status(
+        conn, entry_id, EntryStatus.RELEASED, "released", by, reason, closed,
+        from_states=(EntryStatus.ACTIVE, EntryStatus.SEIZED_OTHER_CASE),
+    )  # fmt: skip
 
 
 async def mark_seized(conn: Connection, entry_id: uuid.UUID, *, by: str, reason: str) -> EntryRecord:
@@ -293,6 +300,20 @@ async def mark_seized(conn: Connection, entry_id: uuid.UUID, *, by: str, reason:
         InvalidInput: ``not_found`` or ``not_active``.
     """
     return await _change_status(conn, entry_id, EntryStatus.SEIZED, "seized", by, reason, ClosedReason.SEIZED)
+
+
+async def mark_seized_other_case(
+    conn: Connection, entry_id: uuid.UUID, *, by: str, reason: str
+) -> EntryRecord:
+    """The vehicle was seized under another of its cases: the entry leaves every matcher and the traffic
+    police's list (no more pages) but stays its court's to settle (:func:`release_entry`).
+
+    Raises:
+        InvalidInput: ``not_found`` or ``not_active``.
+    """
+    return await _change_status(
+        conn, entry_id, EntryStatus.SEIZED_OTHER_CASE, "seized_other_case", by, reason, ClosedReason.SEIZED
+    )
 
 
 async def list_entries(
@@ -451,9 +472,12 @@ async def entry_history(conn: Connection, entry_id: uuid.UUID) -> list[HistoryRo
     ]
 
 
-async def active_entry_for(conn: Connection, plate: str, case_number: str) -> EntryRecord:
+async def active_entry_for(
+    conn: Connection, plate: str, case_number: str, *, also: tuple[EntryStatus, ...] = ()
+) -> EntryRecord:
     """The one active entry of ``plate`` for ``case_number`` (brackets full- or half-width alike, as clerks
-    type （2026） and (2026) both).
+    type （2026） and (2026) both); ``also``: or in one of these states (a release also settles an entry
+    seized under another case).
 
     Raises:
         InvalidInput: ``invalid_plate``; ``not_found`` (none active; closed ones are named);
@@ -470,7 +494,7 @@ async def active_entry_for(conn: Connection, plate: str, case_number: str) -> En
         case_number.strip(),
     )
     records = [_record(r) for r in rows]
-    active = [r for r in records if r.entry.status is EntryStatus.ACTIVE]
+    active = [r for r in records if r.entry.status is EntryStatus.ACTIVE or r.entry.status in also]
     if len(active) == 1:
         return active[0]
     if active:

@@ -577,3 +577,35 @@ def test_the_court_is_asked_to_take_over_what_the_station_holds_in_one_sms() -> 
     assert segments(longest) == 1
     assert longest.endswith("控制，留置待法院接手。回复1 K7Q接手")
     assert "浙江省台州市" in longest
+
+
+# ------------------------------------------------------------------------------------ several cases
+
+
+def test_a_vehicle_under_several_cases_lists_them_or_counts_them_within_two_segments() -> None:
+    other = "(2026)浙1003执88号"
+    whole = alert(cases=[other])
+    assert f"案号{CASE}、{other}，" in whole
+    assert segments(whole) <= 2
+    # Space short (the place shortened first, as always): the first case and the count, never one alone.
+    many = [other, *(f"(2026)浙100{n}执恢{n}00{n}号之一" for n in range(4, 9))]
+    short = alert(cases=many, place="台州市椒江区" * 12, vehicle="白色 大众帕萨特")
+    assert segments(short) <= 2
+    assert "执1201号等7案，" in short
+    squeezed = alert(cases=[other], max_segments=1)
+    assert segments(squeezed) == 1
+    assert "等2案" in squeezed
+
+
+def test_the_cases_given_twice_or_equal_to_the_pages_own_are_listed_once() -> None:
+    assert alert(cases=[CASE, " (2026)浙1003执88号", "(2026)浙1003执88号"]).count("执88号") == 1
+    assert "等" not in alert(cases=[CASE])
+
+
+def test_the_morning_notice_of_a_vehicle_under_several_cases_counts_them() -> None:
+    other = "(2026)浙1003执88号"
+    text = morning(cases=[other])
+    assert f"案号{CASE}、{other}，已由椒江区白云派出所控制。" in text
+    squeezed = morning(cases=[other], vehicle="白色 大众帕萨特", address="长" * 60, max_segments=1)
+    assert segments(squeezed) == 1
+    assert "等2案" in squeezed

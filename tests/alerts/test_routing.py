@@ -301,3 +301,24 @@ def test_targets_must_name_what_they_need() -> None:
         Target(TargetKind.NIGHT_CONTACT, court=JJ)
     with pytest.raises(ValueError, match="role"):
         Target(TargetKind.ON_DUTY, court=JJ)
+
+
+def test_a_vehicle_sealed_by_another_court_too_pages_both_courts_each_person_once() -> None:
+    roster = sample_roster()
+    # 椒江's vehicle seen in 椒江, also sealed by 黄岩 (another case; 椒江 named twice: told once).
+    p = plan(hit(), roster, DAY, also_owners=(HY, JJ, HY))
+    assert p.courts == (JJ, HY)
+    assert ids(resolve(first_step(p), roster, DAY)) == ["jj-j2", "jj-p2", "hy-j1", "hy-p1"]
+    assert any("also sealed by" in note for note in p.notes)
+
+
+def test_the_most_urgent_case_of_the_vehicle_decides_the_night_routing() -> None:
+    roster = sample_roster()
+    p = plan(hit(at=NIGHT), roster, NIGHT, also_owners=(HY,), priority=Priority.URGENT)
+    assert ids(resolve(first_step(p), roster, NIGHT)) == ["st-baiyun", "jj-j2", "jj-p2", "hy-j1", "hy-p1"]
+    assert p.deferred == ()
+
+
+def test_a_locate_hit_of_a_vehicle_another_case_wants_seized_is_a_seizure() -> None:
+    p = plan(hit(action=Action.LOCATE), sample_roster(), DAY, also_owners=(HY,), action=Action.SEIZE)
+    assert not p.info_only

@@ -336,7 +336,7 @@ async def test_the_last_steps_sms_go_out_before_the_page_is_exhausted(
 async def test_only_sms_of_taken_or_cancelled_pages_are_skipped(
     pager: Pager, isolated: Isolated, fake: FakeTwilio
 ) -> None:
-    taken = await open_page(pager, isolated, "浙J74003")
+    taken = await open_page(pager, isolated, "浙J74005")
     over = await open_page(pager, isolated, "浙J74004")
     conn = await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
     try:
