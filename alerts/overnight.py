@@ -51,6 +51,9 @@ class NightOutcome:
         return self.holder is not None and self.holder.role is Role.STATION_DUTY
 
 
+TRAFFIC_ACTOR = "traffic:"  # how a task event names the traffic police (alerts.traffic_results)
+
+
 def holder_name(roster: Roster, officer: Officer, district: str | None) -> str:
     """How a notice names who holds the vehicle: a station duty contact by its station."""
     if officer.role is Role.STATION_DUTY:
@@ -79,6 +82,10 @@ async def overnight(
         holder_id = task["actor"] if task["actor"] not in (None, "system") else holder_id
     holder = roster.officer(holder_id) if holder_id else None
     name = holder_name(roster, holder, district) if holder is not None else None
+    if holder is None and holder_id and holder_id.startswith(TRAFFIC_ACTOR):
+        # The traffic police (alerts.traffic_results: "traffic:<unit>/<officer>"): named by their unit,
+        # never taken for the station.
+        name = holder_id.removeprefix(TRAFFIC_ACTOR).split("/", 1)[0] or None
     if state == "seized":
         return NightOutcome(Overnight.SEIZED, holder, name, custody=task["custody_name"])
     if state == "not_found":

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from alerts import metrics
+from alerts.overnight import TRAFFIC_ACTOR
 from alerts.rosters import Roster
 from alerts.tasks import (
     TRAFFIC_RESULT_STEP_BASE,
@@ -152,13 +153,13 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
             now,
             vehicle,
         )
-        await record_event(conn, task_id, now, f"traffic:{result.unit}", "traffic_police", None, "open",
-                     {"result_id": result.result_id})  # fmt: skip
+        await record_event(conn, task_id, now, f"{TRAFFIC_ACTOR}{result.unit}", "traffic_police", None,
+                           "open", {"result_id": result.result_id})  # fmt: skip
         metrics.TASKS.labels("opened").inc()
         task = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
         assert task is not None  # noqa: S101  # inserted above
     task_id = task["task_id"]
-    actor = f"traffic:{result.unit}/{result.officer}"
+    actor = f"{TRAFFIC_ACTOR}{result.unit}/{result.officer}"
     detail: dict[str, object] = {"result_id": result.result_id, "place": result.place, "unit": result.unit}
     if result.result is ResultKind.SEIZED:
         custody = Custody(result.custody_kind.value if result.custody_kind else "impound_lot",

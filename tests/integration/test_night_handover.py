@@ -269,6 +269,41 @@ async def test_the_morning_notice_says_the_station_did_not_find_the_vehicle(
     assert "接手" not in notice["jj-j2"]
 
 
+async def test_the_morning_notice_names_the_traffic_police_unit_that_seized_it_overnight(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """The traffic police stopped and seized it in the night: the notice named "派出所" (their actor is no
+    roster officer), as if the station held it."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.topics import SEIZURE_RESULTS
+    from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
+
+    entry = await watch(isolated, "浙J64501")
+    page_id = await seen(pager, isolated, entry, NIGHT)
+    await sent(isolated, page_id, 0, 1)
+    result = SeizureResultV1(
+        result_id=f"tp-{uuid.uuid4().hex[:8]}", request_id=entry.entry_id, plate="浙J64501",
+        result=ResultKind.SEIZED, at=NIGHT + timedelta(hours=2), place="G15 路桥收费站", district="331004",
+        officer="王警官 (警号 12345)", unit="路桥交警大队", custody_kind=CustodyKind.IMPOUND_LOT,
+        custody_name="路桥区扣押场", custody_address="路桥区某路 1 号",
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
+            value=result.model_dump_json().encode(),
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    await eventually(lambda: task_of(isolated, page_id), lambda t: t["state"] == "seized")
+
+    notice = await morning_notice(pager, isolated, page_id)
+    assert "已由路桥交警大队扣押，存放于路桥区扣押场" in notice["jj-j2"], notice["jj-j2"]
+    assert "派出所" not in notice["jj-j2"]
+
+
 async def test_the_morning_notice_of_a_vehicle_nobody_took_asks_for_a_seizure_and_says_when_it_left(
     pager: RunningPager, isolated: Isolated
 ) -> None:
