@@ -226,7 +226,9 @@ EscalationReason = Literal["no_answer", "declined", "unreachable"]
 UpdateEvent = Literal["seen_again", "left"]
 
 _TAG: Final = "执行查控"
-URGENT_MARK: Final = "【紧急】"  # before the tag, on everything sent about an urgent entry
+# Before the tag, on every SMS about an urgent entry that asks for something (not the "taken by" notice
+# nor the cancellation: nothing is left to do).
+URGENT_MARK: Final = "【紧急】"
 _ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "seize": ("请扣押。", "扣押。"),
     "locate": ("仅查找位置，勿扣押。", "仅查找。"),

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from alerts import metrics
+from alerts.messages import URGENT_MARK
 from alerts.overnight import TRAFFIC_ACTOR
 from alerts.rosters import Roster
 from alerts.tasks import (
@@ -44,7 +45,7 @@ from streams.db import Connection
 from streams.plates import PlateError, read_plate
 from streams.topics import SEIZURE_REQUESTS
 from streams.traffic import ResultKind, ResultOutcome, SeizureReleaseV1, SeizureResultV1
-from streams.vehicles import EntryStatus
+from streams.vehicles import EntryStatus, Priority
 from streams.watchstore import OUTBOX_CHANNEL, ClosedReason
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,8 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
     vehicle = vehicle_key(known["plate"], known["plate_colour"])
     await lock_vehicle(conn, vehicle)
     entry = await conn.fetchrow(
-        "SELECT entry_id, plate, plate_colour, court, status, case_number, closed_reason, updated_at"
-        " FROM watch_entries WHERE entry_id = $1 FOR UPDATE",
+        "SELECT entry_id, plate, plate_colour, court, status, case_number, closed_reason, updated_at,"
+        " priority FROM watch_entries WHERE entry_id = $1 FOR UPDATE",
         result.request_id,
     )
     assert entry is not None  # noqa: S101  # watch entries are never deleted
@@ -194,7 +195,9 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
     step = TRAFFIC_RESULT_STEP_BASE + int(applied)
     for officer in recipients.values():
         code = await new_reply_code(conn)
-        body = fit_sms(f"【执行查控 {code}】{entry['plate']} {text}。")
+        # The police's news asks for something (take it over, collect it): marked when the entry is urgent.
+        urgent = URGENT_MARK if entry["priority"] == Priority.URGENT.value else ""
+        body = fit_sms(f"{urgent}【执行查控 {code}】{entry['plate']} {text}。")
         await queue_notification(conn, task_id, task["page_id"], step, officer, code, body, now)
     return Applied(ResultOutcome(f"applied_{result.result.value}"), task_id=task_id)
 

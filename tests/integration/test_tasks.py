@@ -27,6 +27,7 @@ from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
 from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
 from streams.traffic import CustodyKind, ResultKind, SeizureReleaseV1, SeizureRequestV1, SeizureResultV1
+from streams.vehicles import Priority
 from streams.watchlist import WatchEntry
 from tests.conftest import (
     MASTER_KEY,
@@ -67,14 +68,14 @@ async def conn_of(isolated: Isolated) -> asyncpg.Connection:
     return await asyncpg.connect(isolated.settings.postgres.dsn.get_secret_value())
 
 
-async def watch(isolated: Isolated, plate: str) -> WatchEntry:
+async def watch(isolated: Isolated, plate: str, priority: Priority = Priority.NORMAL) -> WatchEntry:
     conn = await conn_of(isolated)
     try:
         record = await watchstore.add_entry(
             conn,
             watchstore.NewEntry(
                 plate=plate, case_number=f"(2026)浙1002执{uuid.uuid4().int % 100000}号", court=JIAOJIANG,
-                valid_from=DAY - timedelta(days=30),
+                valid_from=DAY - timedelta(days=30), priority=priority,
             ),
             by="test",
         )  # fmt: skip
@@ -658,3 +659,32 @@ async def test_every_request_carries_the_court_on_duty_contact(
         pager.clock.now = DAY
         await refresh_contacts(conn, await load_roster(conn), DAY)  # back to the pager's day
         await conn.close()
+
+
+async def test_the_police_s_news_of_an_urgent_entry_is_marked_urgent(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """The police stopped an urgent vehicle: the court is asked to come for it, so the SMS carries
+    【紧急】 as every other SMS asking something about an urgent entry does (it carried none)."""
+    entry = await watch(isolated, "浙J33339", Priority.URGENT)
+    await seen(pager, isolated, entry, "kk-a", DAY)
+    result = SeizureResultV1(
+        result_id=f"tp-{uuid.uuid4().hex[:8]}", request_id=entry.entry_id, plate="浙J33339",
+        result=ResultKind.STOPPED, at=DAY + timedelta(minutes=20), place="G15 路桥收费站", district="331004",
+        officer="王警官 (警号 12345)", unit="路桥交警大队",
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
+            value=result.model_dump_json().encode(),
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    task = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "stopped")
+    told = [
+        n for n in await task_messages(isolated, task["task_id"], minimum=2) if "路桥交警大队" in n["body"]
+    ]
+    assert told
+    assert all(n["body"].startswith("【紧急】【执行查控 ") for n in told), [n["body"] for n in told]
