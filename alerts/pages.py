@@ -129,13 +129,13 @@ async def page_cases(conn: Connection, page_id: uuid.UUID, hit: HitV1) -> list[s
 async def run_due_notices(conn: Connection, now: datetime, *, limit: int = 20) -> int:
     """Tell the courts that were not woken at night, when the night ends, what became of the page then
     (:mod:`alerts.overnight`): the station may hold or have seized the car, and the court must take it
-    over; or nobody found it. A page cancelled for another reason (the entry released, the task expired)
-    tells nobody."""
+    over; or nobody found it; or nobody answered all night (an exhausted page: the worst night, told
+    too). A page cancelled for another reason (the entry released, the task expired) tells nobody."""
     async with conn.transaction():
         rows = await conn.fetch(
             "SELECT page_id, hit, plan FROM pages"
-            " WHERE notice_due_at <= $1 AND (state IN ('open', 'acknowledged') OR EXISTS (SELECT 1 FROM"
-            " tasks t WHERE t.page_id = pages.page_id AND t.state IN ('seized', 'not_found')))"
+            " WHERE notice_due_at <= $1 AND (state IN ('open', 'acknowledged', 'exhausted') OR EXISTS"
+            " (SELECT 1 FROM tasks t WHERE t.page_id = pages.page_id AND t.state IN ('seized', 'not_found')))"
             " ORDER BY notice_due_at LIMIT $2 FOR UPDATE OF pages SKIP LOCKED",
             now,
             limit,

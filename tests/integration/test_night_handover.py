@@ -304,6 +304,24 @@ async def test_the_morning_notice_names_the_traffic_police_unit_that_seized_it_o
     assert "派出所" not in notice["jj-j2"]
 
 
+async def test_a_night_page_that_ran_out_its_escalation_still_gets_its_morning_notice(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """Nobody at the station answered all night and its escalation ran out: the court was never told,
+    the worst night of all (an exhausted page was left out of the morning notices)."""
+    page_id, _ = await station_paged(pager, isolated, "浙J64801")
+
+    async def exhausted() -> str:
+        pager.clock.now += timedelta(hours=1)  # the acknowledgement timeout of each step, before 08:00
+        [row] = await fetch(isolated, "SELECT state FROM pages WHERE page_id = $1", page_id)
+        return str(row["state"])
+
+    assert await eventually(exhausted, lambda state: state == "exhausted", within=30) == "exhausted"
+    assert pager.clock.now < MORNING
+    notice = await morning_notice(pager, isolated, page_id)
+    assert "请扣押" in notice["jj-j2"], notice["jj-j2"]
+
+
 async def test_the_morning_notice_of_a_vehicle_nobody_took_asks_for_a_seizure_and_says_when_it_left(
     pager: RunningPager, isolated: Isolated
 ) -> None:
