@@ -36,7 +36,7 @@ import orjson
 
 from alerts import metrics
 from alerts.messages import render_update, reply_code, segments
-from alerts.pages import PAGES_CHANNEL, SEIZED_TOLD_STEP, open_page
+from alerts.pages import NOTICE_STEP, PAGES_CHANNEL, SEIZED_TOLD_STEP, open_page
 from alerts.rosters import GROUP_ROLES, Officer, Role, Roster
 from alerts.rosterstore import load_roster
 from streams.db import Connection
@@ -278,7 +278,9 @@ async def _trail(conn: Connection, task_id: uuid.UUID, hit: HitV1, outcome: str)
 async def _task_recipients(
     conn: Connection, task: asyncpg.Record, roster: Roster, now: datetime
 ) -> list[Officer]:
-    """Whoever took the task; else whoever its page reached last; else the owning court's duty."""
+    """Whoever took the task; else whoever its page reached last (the latest escalation step, or the
+    court's morning notice after a night nobody answered: not the night's station); else the owning
+    court's duty."""
     ids: list[str] = []
     if task["assignee"]:
         ids = [task["assignee"]]
@@ -286,10 +288,12 @@ async def _task_recipients(
         ids = [
             r["officer_id"]
             for r in await conn.fetch(
-                "SELECT officer_id FROM notifications WHERE page_id = $1 AND step = (SELECT max(step) FROM"
-                " notifications WHERE page_id = $1 AND step < $2)",
+                "SELECT officer_id FROM notifications WHERE page_id = $1 AND step = (SELECT step FROM"
+                " notifications WHERE page_id = $1 AND (step >= 0 AND step < $2 OR step = $3)"
+                " ORDER BY created_at DESC, step DESC LIMIT 1)",
                 task["page_id"],
                 TASK_STEP_BASE,
+                NOTICE_STEP,
             )
         ]
     officers = [o for i in ids if (o := roster.officer(i)) is not None and o.unreachable is None]

@@ -17,6 +17,7 @@ import pytest
 from alerts.messages import segments
 from alerts.pages import NOTICE_STEP, TAKEN_OVER_STEP, TAKEN_STEP, page_id_for
 from alerts.settings import PagerSettings
+from alerts.tasks import TASK_STEP_BASE
 from streams import watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
@@ -320,6 +321,31 @@ async def test_a_night_page_that_ran_out_its_escalation_still_gets_its_morning_n
     assert pager.clock.now < MORNING
     notice = await morning_notice(pager, isolated, page_id)
     assert "请扣押" in notice["jj-j2"], notice["jj-j2"]
+
+
+async def test_after_the_morning_notice_the_task_s_news_goes_to_the_court_not_the_night_station(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """Nobody took it at night; the court got the morning notice. The car then leaves the lot: that news
+    went to the station of the night (the page's "last" step was the station's step 0, the notice's step
+    being -1), not to the court that now has to act."""
+    entry = await watch(isolated, "浙J64901")
+    # Seen at 07:30: its next step (an hour on) is not due yet when the car leaves at 08:06.
+    page_id = await seen(pager, isolated, entry, MORNING - timedelta(minutes=31))
+    await sent(isolated, page_id, 0, 1)
+    notice = await morning_notice(pager, isolated, page_id)
+    court = {officer for officer in notice if ":" not in officer}
+    await seen(pager, isolated, entry, MORNING + timedelta(minutes=5), SourceKind.PARKING_EXIT)
+    [task] = await fetch(isolated, "SELECT task_id FROM tasks WHERE page_id = $1", page_id)
+    rows = await eventually(
+        lambda: fetch(
+            isolated, "SELECT officer_id, body FROM notifications WHERE task_id = $1 AND step >= $2",
+            task["task_id"], TASK_STEP_BASE,
+        ),
+        lambda rows: len(rows) >= len(court),
+    )  # fmt: skip
+    assert {r["officer_id"] for r in rows} == court, rows
+    assert all("驶离" in r["body"] for r in rows)
 
 
 async def test_the_morning_notice_of_a_vehicle_nobody_took_asks_for_a_seizure_and_says_when_it_left(
