@@ -123,8 +123,26 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
         log.warning("traffic result %s names another plate than its request: not applied", result.result_id)
         why = f"result plate {result.plate!r} is not the request's plate {entry['plate']!r}"
         return Applied(ResultOutcome.PLATE_MISMATCH, why)
+    under_other = ""
     if entry["status"] == EntryStatus.RELEASED:
-        return await _released(conn, result, entry)
+        # Released under this request's case: the vehicle may still be wanted under another (one vehicle,
+        # several cases). Then the result is that case's, and nobody is told to let the car go.
+        wanted = await conn.fetchrow(
+            "SELECT entry_id, plate, plate_colour, court, status, case_number, closed_reason, updated_at,"
+            " priority FROM watch_entries WHERE plate = $1 AND plate_colour = $2 AND status = 'active'"
+            " AND action = 'seize' ORDER BY valid_from, entry_id LIMIT 1 FOR UPDATE",
+            entry["plate"],
+            entry["plate_colour"],
+        )
+        if wanted is None:
+            return await _released(conn, result, entry)
+        log.info("traffic result %s: its request's case was released, applied under case %s",
+                 result.result_id, wanted["case_number"])  # fmt: skip
+        under_other = (
+            f"the request's case {entry['case_number']} was released; applied under case"
+            f" {wanted['case_number']} ({wanted['court']}), which still wants it seized"
+        )
+        entry = wanted
     # The vehicle's live task (a stopped one too), whichever of its cases opened it (one vehicle, several
     # cases), locked.
     task = await live_task_of(conn, vehicle)
@@ -136,7 +154,7 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
         why = "the vehicle is already seized under another case (entry seized_other_case): nothing to do"
         return Applied(ResultOutcome.ALREADY_SETTLED, why)
     if task is None and result.result is ResultKind.NOT_FOUND:
-        return Applied(ResultOutcome.NOT_FOUND_RECORDED)
+        return Applied(ResultOutcome.NOT_FOUND_RECORDED, under_other)
     if task is not None:
         await join_case(conn, task, entry["entry_id"], now)
     if task is None:
@@ -199,7 +217,7 @@ async def _apply_result(conn: Connection, result: SeizureResultV1, roster: Roste
         urgent = URGENT_MARK if entry["priority"] == Priority.URGENT.value else ""
         body = fit_sms(f"{urgent}【执行查控 {code}】{entry['plate']} {text}。")
         await queue_notification(conn, task_id, task["page_id"], step, officer, code, body, now)
-    return Applied(ResultOutcome(f"applied_{result.result.value}"), task_id=task_id)
+    return Applied(ResultOutcome(f"applied_{result.result.value}"), under_other, task_id=task_id)
 
 
 async def _released(conn: Connection, result: SeizureResultV1, entry: Any) -> Applied:

@@ -420,6 +420,34 @@ async def test_a_stop_under_the_other_case_holds_the_vehicles_one_task_and_a_lat
     assert after["state"] == "seized"
 
 
+async def test_a_stop_on_a_released_case_of_a_vehicle_still_wanted_under_another_is_applied_not_released(
+    pager: RunningPager, isolated: Isolated
+) -> None:
+    """椒江 settled its case; 黄岩's still wants the car seized. The police stop it on 椒江's (older) request:
+    they were told to let it go ("解除扣留，放行"), a car another court is seizing."""
+    jj, hy = await two_cases(isolated, "浙J70011")
+    conn = await conn_of(isolated)
+    try:
+        await watchstore.release_entry(conn, jj.entry_id, by="jj-clerk", reason="执行和解",
+                                       closed=watchstore.ClosedReason.SETTLED)  # fmt: skip
+    finally:
+        await conn.close()
+    outcome = await police_report(isolated, jj, ResultKind.STOPPED, DAY + timedelta(minutes=5))
+    assert outcome.startswith("applied_stopped"), outcome
+    assert "黄岩" in outcome or hy.case_number in outcome, outcome  # says under which case it was applied
+    [task] = await tasks_of(isolated, (jj, hy))
+    assert task["state"] == "stopped"
+    conn = await conn_of(isolated)
+    try:
+        releases = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE key = $1 AND convert_from(payload, 'UTF8') LIKE '%放行%'",
+            str(jj.entry_id),
+        )
+    finally:
+        await conn.close()
+    assert releases == 0  # no "release it" for a vehicle still wanted
+
+
 async def test_releasing_one_case_keeps_the_task_until_the_vehicles_last_case_is_released(
     pager: RunningPager, isolated: Isolated
 ) -> None:
