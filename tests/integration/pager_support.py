@@ -27,7 +27,8 @@ from streams import db, watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
-from streams.topics import HITS
+from streams.topics import HITS, SEIZURE_RESULTS
+from streams.traffic import SeizureResultV1
 from streams.vehicles import Action, PlateColour, Priority
 from tests.conftest import Isolated, Process, eventually, spawn
 from tests.fakes.twilio_server import FakeTwilio
@@ -107,6 +108,20 @@ async def publish(isolated: Isolated, hit: HitV1) -> None:
         await producer.send_and_wait(
             isolated.settings.kafka.topic(HITS), key=str(hit.entry_id).encode(), value=hit.encode()
         )
+    finally:
+        await producer.stop()
+
+
+async def publish_results(isolated: Isolated, *results: SeizureResultV1) -> None:
+    """The traffic police's integration producing to their result topic, keyed by request, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for r in results:
+            await producer.send_and_wait(
+                isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(r.request_id).encode(),
+                value=r.model_dump_json().encode(),
+            )  # fmt: skip
     finally:
         await producer.stop()
 

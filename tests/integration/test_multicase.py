@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from alerts.messages import segments
 from alerts.pages import SEIZED_TOLD_STEP
@@ -28,7 +27,7 @@ from streams import watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
-from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
+from streams.topics import SEIZURE_REQUESTS
 from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
 from streams.vehicles import Action, PlateColour
 from streams.watchlist import WatchEntry
@@ -43,6 +42,7 @@ from tests.integration.pager_support import (
     bare_pager,
     import_example_roster,
     publish,
+    publish_results,
     serve_pager,
 )
 
@@ -324,15 +324,7 @@ async def test_a_traffic_police_seizure_under_the_other_case_closes_both(
         officer="王警官 (警号 12345)", unit="路桥交警大队", custody_kind=CustodyKind.IMPOUND_LOT,
         custody_name="路桥区扣押场",
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(hy.entry_id).encode(),
-            value=result.model_dump_json().encode(),
-        )  # fmt: skip
-    finally:
-        await producer.stop()
+    await publish_results(isolated, result)
 
     async def closed() -> list[asyncpg.Record]:
         return await tasks_of(isolated, (jj, hy))
@@ -356,15 +348,7 @@ async def police_report(isolated: Isolated, entry: WatchEntry, kind: ResultKind,
         custody_kind=CustodyKind.IMPOUND_LOT if kind is ResultKind.SEIZED else None,
         custody_name="路桥区扣押场" if kind is ResultKind.SEIZED else None,
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
-            value=result.model_dump_json().encode(),
-        )  # fmt: skip
-    finally:
-        await producer.stop()
+    await publish_results(isolated, result)
 
     async def outcome() -> asyncpg.Record | None:
         conn = await conn_of(isolated)

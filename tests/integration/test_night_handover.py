@@ -32,6 +32,7 @@ from tests.integration.pager_support import (
     RunningPager,
     import_example_roster,
     publish,
+    publish_results,
     serve_pager,
 )
 
@@ -275,9 +276,6 @@ async def test_the_morning_notice_names_the_traffic_police_unit_that_seized_it_o
 ) -> None:
     """The traffic police stopped and seized it in the night: the notice named "派出所" (their actor is no
     roster officer), as if the station held it."""
-    from aiokafka import AIOKafkaProducer
-
-    from streams.topics import SEIZURE_RESULTS
     from streams.traffic import CustodyKind, ResultKind, SeizureResultV1
 
     entry = await watch(isolated, "浙J64501")
@@ -289,15 +287,7 @@ async def test_the_morning_notice_names_the_traffic_police_unit_that_seized_it_o
         officer="王警官 (警号 12345)", unit="路桥交警大队", custody_kind=CustodyKind.IMPOUND_LOT,
         custody_name="路桥区扣押场", custody_address="路桥区某路 1 号",
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
-            value=result.model_dump_json().encode(),
-        )  # fmt: skip
-    finally:
-        await producer.stop()
+    await publish_results(isolated, result)
     await eventually(lambda: task_of(isolated, page_id), lambda t: t["state"] == "seized")
 
     notice = await morning_notice(pager, isolated, page_id)

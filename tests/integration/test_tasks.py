@@ -13,7 +13,6 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from alerts.rosterstore import load_roster
@@ -25,7 +24,7 @@ from streams import watchstore
 from streams.events import SourceKind, new_sighting
 from streams.hits import HitV1, record_hit
 from streams.matching import Match, MatchKind
-from streams.topics import SEIZURE_REQUESTS, SEIZURE_RESULTS
+from streams.topics import SEIZURE_REQUESTS
 from streams.traffic import CustodyKind, ResultKind, SeizureReleaseV1, SeizureRequestV1, SeizureResultV1
 from streams.vehicles import Priority
 from streams.watchlist import WatchEntry
@@ -46,6 +45,7 @@ from tests.integration.pager_support import (
     RunningPager,
     import_example_roster,
     publish,
+    publish_results,
     serve_pager,
 )
 
@@ -181,16 +181,7 @@ async def test_traffic_police_seizure_closes_task_and_entry_and_leaves_their_lis
         officer="王警官 (警号 12345)", unit="路桥交警大队", custody_kind=CustodyKind.IMPOUND_LOT,
         custody_name="路桥区扣押场", custody_address="路桥区某路 1 号",
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for _ in range(2):  # a resend is applied once
-            await producer.send_and_wait(
-                isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
-                value=result.model_dump_json().encode(),
-            )  # fmt: skip
-    finally:
-        await producer.stop()
+    await publish_results(isolated, result, result)  # a resend is applied once
 
     async def closed() -> asyncpg.Record:
         return await task_of(isolated, entry)
@@ -382,20 +373,6 @@ async def test_a_long_lived_task_s_messages_never_take_one_another_s_place(
     assert {n["officer_id"] for n in cancelled} == {u["officer_id"] for u in updates}, told
 
 
-async def send_results(isolated: Isolated, *results: SeizureResultV1) -> None:
-    """The traffic police's integration producing to their result topic."""
-    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for r in results:
-            await producer.send_and_wait(
-                isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(r.request_id).encode(),
-                value=r.model_dump_json().encode(),
-            )  # fmt: skip
-    finally:
-        await producer.stop()
-
-
 def traffic_result(request_id: uuid.UUID, plate: str, kind: ResultKind, **changes: Any) -> SeizureResultV1:
     fields: dict[str, Any] = {
         "result_id": f"tp-{uuid.uuid4().hex[:8]}", "request_id": request_id, "plate": plate, "result": kind,
@@ -427,7 +404,7 @@ async def test_a_stop_is_a_task_state_with_its_place_time_and_holder(
     entry = await watch(isolated, "浙J77771")
     await seen(pager, isolated, entry, "kk-a", DAY)
     stop = traffic_result(entry.entry_id, "浙J77771", ResultKind.STOPPED)
-    await send_results(isolated, stop)
+    await publish_results(isolated, stop)
     assert (await outcome_of(isolated, stop))["outcome"] == "applied_stopped"
     task = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "stopped")
     assert (task["stopped_place"], task["stopped_by"]) == ("G15 路桥收费站", "路桥交警大队")
@@ -454,7 +431,7 @@ async def test_a_stop_is_a_task_state_with_its_place_time_and_holder(
         entry.entry_id, "浙J77771", ResultKind.SEIZED, at=DAY + timedelta(minutes=50),
         custody_kind=CustodyKind.IMPOUND_LOT, custody_name="路桥区扣押场",
     )  # fmt: skip
-    await send_results(isolated, seized)
+    await publish_results(isolated, seized)
     assert (await outcome_of(isolated, seized))["outcome"] == "applied_seized"
     done = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "seized")
     assert done["stopped_place"] == "G15 路桥收费站"  # where it was stopped stays on record
@@ -465,7 +442,7 @@ async def test_results_not_applied_say_why(pager: RunningPager, isolated: Isolat
     await seen(pager, isolated, entry, "kk-a", DAY)
     other_plate = traffic_result(entry.entry_id, "浙J77773", ResultKind.STOPPED)
     unknown = traffic_result(uuid.uuid4(), "浙J77772", ResultKind.STOPPED)
-    await send_results(isolated, other_plate, unknown)
+    await publish_results(isolated, other_plate, unknown)
     mismatch = await outcome_of(isolated, other_plate)
     assert mismatch["outcome"] == "plate_mismatch"
     assert "浙J77773" in mismatch["detail"]
@@ -476,10 +453,10 @@ async def test_results_not_applied_say_why(pager: RunningPager, isolated: Isolat
         entry.entry_id, "浙J77772", ResultKind.SEIZED, custody_kind=CustodyKind.IMPOUND_LOT,
         custody_name="路桥区扣押场",
     )  # fmt: skip
-    await send_results(isolated, seized)
+    await publish_results(isolated, seized)
     await outcome_of(isolated, seized)
     late_stop = traffic_result(entry.entry_id, "浙J77772", ResultKind.STOPPED)
-    await send_results(isolated, late_stop)
+    await publish_results(isolated, late_stop)
     assert (await outcome_of(isolated, late_stop))["outcome"] == "already_settled"
     task = await task_of(isolated, entry)  # one task, still seized: no new task was opened
     assert task["state"] == "seized"
@@ -496,7 +473,7 @@ async def test_a_stop_of_a_released_vehicle_gets_release_it_on_the_police_list(
     finally:
         await conn.close()
     stop = traffic_result(entry.entry_id, "浙J77774", ResultKind.STOPPED)
-    await send_results(isolated, stop)
+    await publish_results(isolated, stop)
     row = await outcome_of(isolated, stop)
     assert row["outcome"] == "released"
     assert "release it" in row["detail"]
@@ -673,15 +650,7 @@ async def test_the_police_s_news_of_an_urgent_entry_is_marked_urgent(
         result=ResultKind.STOPPED, at=DAY + timedelta(minutes=20), place="G15 路桥收费站", district="331004",
         officer="王警官 (警号 12345)", unit="路桥交警大队",
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=isolated.settings.kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            isolated.settings.kafka.topic(SEIZURE_RESULTS), key=str(entry.entry_id).encode(),
-            value=result.model_dump_json().encode(),
-        )  # fmt: skip
-    finally:
-        await producer.stop()
+    await publish_results(isolated, result)
     task = await eventually(lambda: task_of(isolated, entry), lambda t: t["state"] == "stopped")
     told = [
         n for n in await task_messages(isolated, task["task_id"], minimum=2) if "路桥交警大队" in n["body"]
