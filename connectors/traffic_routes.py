@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 CONNECTOR = Connector.TRAFFIC
 PENDING = "pending"  # not applied by the pager yet (it may be down or behind): resend later to read it
 _POLL_S = 0.1
+# PostgreSQL away or going away (a dropped connection is asyncpg's InterfaceError): the results are in
+# Kafka already, so the answer says pending, never a 500 that would look like a refusal.
+_UNREADABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 MAX_RESULTS = 100
 # The contract's only rule across fields: a seizure names where the vehicle is held. Pydantic reports
 # a model-level error without a location, so the field is named from the item itself.
@@ -127,7 +130,7 @@ async def recorded_outcomes(
     deadline = time.monotonic() + wait_s
     try:
         conn = await asyncpg.connect(postgres.dsn.get_secret_value(), timeout=max(1.0, wait_s))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+    except _UNREADABLE as exc:
         log.warning("traffic outcomes not readable (%s): answered pending", exc)
         return found
     try:
@@ -141,7 +144,7 @@ async def recorded_outcomes(
             if len(found) == len(set(result_ids)) or time.monotonic() >= deadline:
                 return found
             await asyncio.sleep(_POLL_S)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except _UNREADABLE as exc:
         log.warning("traffic outcomes not readable (%s): answered pending", exc)
         return found
     finally:
