@@ -36,7 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -631,8 +631,15 @@ async def pipeline(
                 plate = f"{WATCHED_PREFIX}{i:04d}"
                 record = await watchstore.add_entry(
                     conn,
+                    # In force well before the burst: a read is stamped 2 s before it is posted, to the
+                    # second, so an entry valid from its insertion (the default) did not yet cover a read
+                    # posted within ~3 s of it, and that read rightly made no hit (the "missing hit" of
+                    # the CI runs: always the burst's first watched read).
                     watchstore.NewEntry(
-                        plate=plate, case_number=f"(2026)浙1002执{9000 + i}号", court=JIAOJIANG
+                        plate=plate,
+                        case_number=f"(2026)浙1002执{9000 + i}号",
+                        court=JIAOJIANG,
+                        valid_from=datetime.now(UTC) - timedelta(hours=1),
                     ),
                     by="fault-suite",
                 )
